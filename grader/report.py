@@ -1,0 +1,159 @@
+"""Report models: the contract between grading and everything a person reads.
+
+Per-student reports (JSON, Markdown feedback) and the class summary are pydantic
+models, so every file written is validated on the way out and can be read back
+by `StudentReport.model_validate_json`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+PartStatus = Literal["graded", "missing", "error"]
+
+
+class KeyPointResult(BaseModel):
+    """How one key point fared: the sentence that best states it, and the credit that earned."""
+
+    id: str
+    label: str
+    max_points: float
+    points: float
+    similarity: float = Field(description="Cosine similarity of the best-aligned sentence window.")
+    matched: bool = Field(description="True when the point earned at least half its credit.")
+    evidence: str | None = Field(default=None, description="The student's sentence(s) that earned the credit.")
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Why credit was withheld from a similar sentence: negated, keyword_list, copies_question, off_topic, hedged.",
+    )
+
+
+class MisconceptionResult(BaseModel):
+    """A misconception the answer states, and what it cost."""
+
+    id: str
+    label: str
+    penalty: float
+    similarity: float
+    evidence: str
+
+
+class CodeCaseResult(BaseModel):
+    """One seeded test case of a code part."""
+
+    name: str
+    points: float
+    max_points: float
+    passed: bool
+    reason: str = Field(description="ok, or why the case failed, in words a student understands.")
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    stderr_tail: str | None = None
+
+
+class CodeResult(BaseModel):
+    """What running a code answer in the sandbox showed."""
+
+    entry_point: str
+    cases: list[CodeCaseResult] = Field(default_factory=list)
+    forbidden_calls: list[str] = Field(default_factory=list)
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    sandbox: str = Field(default="", description="Which isolation the code ran under.")
+    stdout_tail: str | None = None
+    stderr_tail: str | None = None
+
+
+class PartResult(BaseModel):
+    """A graded part: points, the evidence behind them, and feedback a student can act on."""
+
+    part_id: str
+    kind: Literal["written", "code"]
+    status: PartStatus
+    points: float
+    max_points: float
+    raw_score: float | None = Field(
+        default=None, description="Fraction of credit before calibration (0-1, penalties applied)."
+    )
+    calibrated: bool = Field(default=False, description="True when exemplars mapped raw_score to points.")
+    confidence: float = Field(ge=0, le=1, description="How far the evidence is from the decision thresholds.")
+    feedback: list[str] = Field(default_factory=list)
+    key_points: list[KeyPointResult] = Field(default_factory=list)
+    misconceptions: list[MisconceptionResult] = Field(default_factory=list)
+    code: CodeResult | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class UnassignedText(BaseModel):
+    text: str
+    origin: str
+
+
+class Timing(BaseModel):
+    parse_s: float = 0.0
+    score_s: float = 0.0
+    code_s: float = 0.0
+    total_s: float = 0.0
+
+
+class StudentReport(BaseModel):
+    """Everything graded for one student, pinned to the grader version and rubric hash that produced it."""
+
+    student_id: str
+    files: list[str]
+    status: Literal["graded", "failed"]
+    error: str | None = Field(default=None, description="Why the submission could not be graded at all.")
+    parts: list[PartResult] = Field(default_factory=list)
+    unassigned: list[UnassignedText] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    total: float = 0.0
+    max_total: float
+    percent: float = 0.0
+    timing: Timing = Field(default_factory=Timing)
+    grader_version: str
+    rubric_sha256: str
+    model: str = Field(description="Embedding model identity used for written parts.")
+
+    def part(self, part_id: str) -> PartResult | None:
+        for p in self.parts:
+            if p.part_id == part_id:
+                return p
+        return None
+
+
+class PartSummary(BaseModel):
+    part_id: str
+    max_points: float
+    n_graded: int
+    n_missing: int
+    n_error: int
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    histogram: list[int] = Field(description="Counts of points in 5 equal bins from 0 to max_points.")
+
+
+class Failure(BaseModel):
+    student_id: str
+    files: list[str]
+    error: str
+
+
+class ClassSummary(BaseModel):
+    """The class at a glance: per-part statistics and every submission that could not be graded."""
+
+    n_submissions: int
+    n_graded: int
+    n_failed: int
+    max_total: float
+    mean_total: float | None
+    mean_percent: float | None
+    parts: list[PartSummary]
+    failures: list[Failure]
+    grader_version: str
+    rubric_sha256: str
+    model: str
+    wall_time_s: float
