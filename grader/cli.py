@@ -1,0 +1,210 @@
+"""Command line: a thin layer that parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grader import __version__
+from grader.embedding import DEFAULT_MODEL, ModelNotFound
+from grader.rubric import RubricError, RubricSet, load_rubric_dir, rubric_json_schema
+
+SHIPPED_RUBRICS = Path(__file__).resolve().parent.parent / "rubrics"
+
+app = typer.Typer(
+    help="Grade written and code answers against YAML rubrics, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+RubricsOption = Annotated[
+    Optional[Path],
+    typer.Option("--rubrics", "-r", help="Directory of rubric YAML files [default: the shipped rubrics/]."),
+]
+ModelOption = Annotated[
+    str, typer.Option("--model", help="Embedding model: the bundled default or a sentence-transformers directory.")
+]
+MaxBytesOption = Annotated[int, typer.Option("--max-bytes", help="Largest submission file accepted, in bytes.")]
+NoCodeOption = Annotated[bool, typer.Option("--no-code", help="Do not run code answers (they are reported as not run).")]
+UnsandboxedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unsandboxed",
+        help="Run student code even if the sandbox's protections are missing on this machine (unsafe).",
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"grader {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """grader: offline automated grading against YAML rubrics."""
+
+
+def _load_rubrics(directory: Path | None) -> RubricSet:
+    directory = directory or SHIPPED_RUBRICS
+    try:
+        return load_rubric_dir(directory)
+    except RubricError as exc:
+        err.print(f"[bold red]Invalid rubrics ({len(exc.problems)} problem(s)):[/]")
+        for line in exc.problems:
+            err.print(f"  {line}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _make_grader(rubrics: RubricSet, model: str, max_bytes: int, no_code: bool, unsandboxed: bool):  # noqa: ANN202
+    from grader.pipeline import GradeOptions, Grader
+
+    options = GradeOptions(model=model, max_bytes=max_bytes, run_code=not no_code, allow_unsandboxed=unsandboxed)
+    try:
+        return Grader(rubrics, options)
+    except ModelNotFound as exc:
+        err.print(f"[bold red]Model not found:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def grade(
+    submissions: Annotated[list[Path], typer.Argument(help="Submission files or directories of them.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where reports, gradebook and summary go.")] = Path("out"),
+    rubrics: RubricsOption = None,
+    model: ModelOption = DEFAULT_MODEL,
+    max_bytes: MaxBytesOption = 2_000_000,
+    no_code: NoCodeOption = False,
+    allow_unsandboxed: UnsandboxedOption = False,
+) -> None:
+    """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json."""
+    from grader.export import write_outputs
+    from grader.parsing import discover
+    from grader.pipeline import summarize
+
+    started = time.perf_counter()
+    missing = [p for p in submissions if not p.exists()]
+    if missing:
+        err.print(f"[bold red]Not found:[/] {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    rubric_set = _load_rubrics(rubrics)
+    sources, warnings = discover(list(submissions))
+    for w in warnings:
+        err.print(f"[yellow]skipped:[/] {w}", markup=True, highlight=False)
+    if not sources:
+        err.print("[bold red]No submissions found[/] in " + ", ".join(map(str, submissions)))
+        raise typer.Exit(1)
+    with _make_grader(rubric_set, model, max_bytes, no_code, allow_unsandboxed) as grader:
+        with Progress(
+            TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=err, transient=False,
+        ) as bar:
+            task = bar.add_task("", total=len(sources))
+            reports = grader.grade_sources(sources, progress=lambda sid: bar.update(task, advance=1, description=sid))
+        summary = summarize(reports, rubric_set, grader.encoder.identity, time.perf_counter() - started)
+    write_outputs(out_dir, reports, summary, rubric_set)
+    _print_summary(reports, summary)
+    out.print(f"Reports written to {out_dir}/ (reports/, feedback/, gradebook.csv, summary.json)")
+    if summary.n_graded == 0:
+        raise typer.Exit(1)
+
+
+def _print_summary(reports, summary) -> None:  # noqa: ANN001
+    table = Table(title=f"{summary.n_graded} graded, {summary.n_failed} failed")
+    for col in ("student", "total", "%", "missing parts", "status"):
+        table.add_column(col, justify="right" if col in {"total", "%"} else "left")
+    for r in sorted(reports, key=lambda r: r.student_id):
+        if r.status == "graded":
+            missing = sum(p.status == "missing" for p in r.parts)
+            table.add_row(r.student_id, f"{r.total:g}/{r.max_total:g}", f"{r.percent:.1f}", str(missing), "graded")
+        else:
+            table.add_row(r.student_id, "-", "-", "-", f"[red]failed: {r.error}[/]")
+    out.print(table)
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="Your answer file (txt, md, ipynb, pdf) or a folder of your files.")],
+    rubrics: RubricsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report JSON alone on stdout.")] = False,
+    model: ModelOption = DEFAULT_MODEL,
+    max_bytes: MaxBytesOption = 2_000_000,
+    no_code: NoCodeOption = False,
+    allow_unsandboxed: UnsandboxedOption = False,
+) -> None:
+    """Self-check one submission: per-part points and feedback."""
+    from grader.export import report_json
+    from grader.parsing import discover
+
+    if not file.exists():
+        err.print(f"[bold red]Not found:[/] {file}")
+        raise typer.Exit(2)
+    rubric_set = _load_rubrics(rubrics)
+    sources, _ = discover([file])
+    if len(sources) != 1:
+        err.print(f"[bold red]Expected one submission in {file}, found {len(sources)}.[/]")
+        raise typer.Exit(2)
+    with _make_grader(rubric_set, model, max_bytes, no_code, allow_unsandboxed) as grader:
+        (report,) = grader.grade_sources(sources)
+    if as_json:
+        sys.stdout.write(report_json(report) + "\n")
+    else:
+        _print_check(report)
+    if report.status != "graded":
+        raise typer.Exit(1)
+
+
+def _print_check(report) -> None:  # noqa: ANN001
+    if report.status != "graded":
+        err.print(f"[bold red]Could not grade {report.student_id}:[/] {report.error}")
+        return
+    table = Table(title=f"{report.student_id}: {report.total:g} / {report.max_total:g} ({report.percent:.1f}%)")
+    table.add_column("part")
+    table.add_column("points", justify="right")
+    table.add_column("confidence", justify="right")
+    table.add_column("feedback")
+    for p in report.parts:
+        feedback = "\n".join(p.feedback + [f"note: {w}" for w in p.warnings])
+        table.add_row(p.part_id, f"{p.points:g}/{p.max_points:g}", f"{p.confidence:.2f}", feedback)
+    out.print(table)
+    for u in report.unassigned:
+        out.print(f"[yellow]Not matched to any part[/] ({u.origin}): {u.text[:200]}", highlight=False)
+    for w in report.warnings:
+        out.print(f"[yellow]note:[/] {w}", highlight=False)
+
+
+@app.command()
+def validate(directory: Annotated[Path, typer.Argument(help="Directory of rubric YAML files.")]) -> None:
+    """Validate rubrics: every problem as `file: field.path: reason`."""
+    rubric_set = _load_rubrics(directory)
+    n_parts = len(rubric_set.part_ids())
+    out.print(
+        f"OK: {len(rubric_set.rubrics)} rubrics, {n_parts} parts, {rubric_set.max_points:g} points "
+        f"(sha256 {rubric_set.sha256[:12]})"
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the rubric JSON Schema (point your editor's YAML validation at it)."""
+    sys.stdout.write(json.dumps(rubric_json_schema(), indent=2) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

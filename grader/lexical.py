@@ -1,0 +1,161 @@
+"""Cheap lexical checks for what sentence embeddings miss.
+
+Embeddings of "momentum helps" and "momentum does not help" are nearly equal,
+and a bag of jargon embeds close to a real explanation. These checks look at the
+words themselves: negation parity on the clauses two sentences share, whether a
+unit makes a claim at all, and whether it only restates the question.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+FUNCTION_WORDS = frozenset(
+    """a an the this that these those it its they them their there here we you he she i our your
+    is are was were be been being am has have had do does did can could will would shall should may
+    might must of to in on at by for with from into onto over under about as than then so if when
+    while because since though although whereas unless until which who whom whose what where why how
+    and or but nor not no yes also only just very more most less least much many each every all any
+    some such both either neither other another same own too again once one two its itself
+    themselves mean means meaning makes make made get gets give gives given allow allows let lets""".split()
+)
+"""Words that carry grammar rather than topic: an explanation has them, a keyword list does not."""
+
+NEGATION_CUES = frozenset(
+    """not no never none nothing nobody nowhere neither nor cannot cant dont doesnt didnt isnt arent
+    wasnt werent wont wouldnt shouldnt couldnt hasnt havent hadnt mustnt neednt unnecessary useless
+    irrelevant impossible unable fails fail failed lacks lack""".split()
+)
+"""Words that flip a clause's claim (apostrophes are removed before lookup: don't -> dont)."""
+
+_NOT_NEGATIONS = re.compile(
+    r"\b(not only|not just|no matter|nothing but|no doubt|not necessarily the case that not)\b", re.I
+)
+_CLAUSE_BREAK = re.compile(
+    r"[,;:()]|\s[-\u2013\u2014]\s|\b(?:but|while|whereas|although|though|because|since|so that|which|however|"
+    r"whereas|unlike|instead|rather than|otherwise|yet)\b",
+    re.I,
+)
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def words(text: str) -> list[str]:
+    """Lowercase word tokens with apostrophes dropped (don't -> dont)."""
+    return [w.replace("'", "") for w in _WORD.findall(text.lower().replace("\u2019", "'"))]
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A crude suffix stripper: enough to match 'converges'/'convergence'/'converging' for overlap."""
+    for suffix in ("ational", "ization", "ations", "ation", "ments", "ment", "ences", "ence", "ances", "ance",
+                   "ities", "ity", "ings", "ing", "ness", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_stems(text: str) -> set[str]:
+    return {stem(w) for w in words(text) if w not in FUNCTION_WORDS and w not in NEGATION_CUES and len(w) > 1}
+
+
+_NO_PREDICATE = frozenset("is are was were be been has have had there gives give makes make".split())
+"""'no' negates a claim after these words ("there are no minima") or at a clause start; elsewhere
+it is a modifier ("a minimum with no bad local minima") and does not flip the clause."""
+
+
+def negation_parity(text: str) -> int:
+    """1 when the text holds an odd number of claim negations (it denies), else 0."""
+    text = _NOT_NEGATIONS.sub(" ", text.lower().replace("\u2019", "'"))
+    count = 0
+    previous = ""
+    for i, token in enumerate(_WORD.findall(text)):
+        if token == "no":
+            count += i == 0 or previous in _NO_PREDICATE
+        elif token.endswith("n't") or token.replace("'", "") in NEGATION_CUES:
+            count += 1
+        previous = token
+    return count % 2
+
+
+def clauses(text: str) -> list[str]:
+    parts = [c.strip() for c in _CLAUSE_BREAK.split(text) if c and c.strip()]
+    return parts or [text]
+
+
+def contradicts(student: str, reference: str) -> bool:
+    """True when the two sentences' best-aligned clauses differ in negation.
+
+    Clauses are aligned by shared content words, so that a negation elsewhere in
+    the sentence ("..., which does not matter here") does not flip the claim being
+    compared. With no shared content word nothing is compared and no contradiction
+    is claimed. Lexical negatives count as negations ("unnecessary" agrees with
+    "not needed"; "not useless" denies "useless").
+    """
+    best: tuple[int, str, str] | None = None
+    ref_clauses = [(c, content_stems(c)) for c in clauses(reference)]
+    for sc in clauses(student):
+        s_stems = content_stems(sc)
+        for rc, r_stems in ref_clauses:
+            overlap = len(s_stems & r_stems)
+            if overlap and (best is None or overlap > best[0]):
+                best = (overlap, sc, rc)
+    if best is None:
+        return False
+    _, sc, rc = best
+    # A negation that scopes over the whole sentence ("It is not true that ...") lives outside the clause.
+    return (negation_parity(sc) + _sentence_level_negation(student)) % 2 != (
+        negation_parity(rc) + _sentence_level_negation(reference)
+    ) % 2
+
+
+def _sentence_level_negation(text: str) -> int:
+    return 1 if re.match(r"^\s*(?:it is not true|it's not true|it is false|false)\b", text, re.I) else 0
+
+
+def function_word_ratio(text: str) -> float:
+    toks = words(text)
+    if not toks:
+        return 0.0
+    return sum(1 for w in toks if w in FUNCTION_WORDS or w in NEGATION_CUES) / len(toks)
+
+
+def is_keyword_list(unit: str) -> bool:
+    """A run of terms with no claim: several comma/slash-separated items and almost no grammar.
+
+    A terse mapping such as "RNN: gradient clipping" is a claim (it answers "one remedy each"),
+    so a colon-led item is never a list by itself.
+    """
+    toks = words(unit)
+    if len(toks) < 3:
+        return False
+    items = [i for i in re.split(r"[,;/|]|\band\b|\bor\b", unit) if i.strip()]
+    ratio = function_word_ratio(unit)
+    if len(items) >= 4 and ratio < 0.2:
+        return True
+    return len(toks) >= 6 and ratio < 0.08 and ":" not in unit
+
+
+def is_fragment(unit: str) -> bool:
+    """A short verbless noun phrase ("Condition number."), a keyword when many of them stand in a row."""
+    toks = words(unit)
+    return 0 < len(toks) <= 4 and ":" not in unit and function_word_ratio(unit) == 0.0
+
+
+def _bigrams(text: str) -> set[tuple[str, str]]:
+    toks = words(text)
+    return set(zip(toks, toks[1:]))
+
+
+def copies_question(unit: str, prompt: str) -> bool:
+    """The unit asks the question back, or is lifted from the prompt (most of its word pairs are the prompt's).
+
+    Word pairs rather than words: "No, momentum does not help on a convex loss" uses only the
+    prompt's words but makes a claim; "The loss surface is convex" copies the prompt.
+    """
+    if unit.rstrip().endswith("?"):
+        return True
+    pairs = _bigrams(unit)
+    if len(pairs) < 3:
+        return False
+    return len(pairs & _bigrams(prompt)) / len(pairs) >= 0.7

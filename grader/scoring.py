@@ -1,0 +1,380 @@
+"""Score written answers against a part's key points, sentence by sentence.
+
+Each key point earns its credit from the student's best-aligned unit (a sentence
+or a window of two consecutive sentences), never from one cosine of the whole
+answer against the whole reference. A unit earns nothing when the lexical checks
+show it only resembles the key point: it negates it, lists keywords without a
+claim, restates the question, or is closer to another question's key points
+(an answer to a different question). A key point stated and denied in the same
+answer (hedging) earns nothing. Misconceptions are matched the same way and
+cost their penalty. The raw score is clamped to [0, 1] and, where the rubric has
+graded exemplars, mapped to points by their calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from grader import lexical
+from grader.calibration import Calibration, fit_calibration
+from grader.embedding import Encoder
+from grader.report import KeyPointResult, MisconceptionResult
+from grader.rubric import Part, Rubric, RubricSet
+from grader.sentences import sentence_windows, split_sentences
+
+
+class ScoringConfig(BaseModel):
+    """Similarity thresholds and guards; per-part `scoring:` overrides in a rubric replace the first three."""
+
+    match_low: float = Field(default=0.40, description="Cosine at which a key point starts earning credit.")
+    match_high: float = Field(default=0.72, description="Cosine at which a key point earns full credit.")
+    misconception_threshold: float = Field(default=0.70, description="Cosine at which a misconception costs its full penalty.")
+    misconception_ramp: float = Field(default=0.08, description="Below the threshold, the penalty fades to 0 over this width.")
+    off_topic_margin: float = Field(default=0.05, description="A unit closer to another question's key points by this much is off topic.")
+    window: int = Field(default=2, ge=1, le=4, description="Sentences per sliding window (1 disables windows).")
+    long_answer_sentences: int = Field(default=12, description="From this many sentences on, off-topic padding costs credit.")
+    similarity_decimals: int = 4
+
+    def for_part(self, part: Part) -> "ScoringConfig":
+        if part.scoring is None:
+            return self
+        overrides = {k: v for k, v in part.scoring.model_dump().items() if v is not None}
+        return self.model_copy(update=overrides)
+
+
+@dataclass
+class TextGroup:
+    """One rubric idea (a key point or a misconception) and its alternative wordings with their vectors."""
+
+    texts: list[str]
+    vectors: np.ndarray
+
+
+@dataclass
+class PartIndex:
+    """Everything the scorer needs about a written part, with its rubric texts already embedded."""
+
+    part_id: str
+    rubric: Rubric
+    part: Part
+    prompt: str
+    key_points: list[TextGroup]
+    misconceptions: list[TextGroup]
+    other_vectors: np.ndarray
+    other_owner: list[str]
+    config: ScoringConfig
+    calibration: Calibration | None = None
+
+
+@dataclass
+class Unit:
+    text: str
+    members: tuple[int, ...]
+    keyword_list: bool
+    copies_question: bool
+
+
+@dataclass
+class KeyPointMatch:
+    credit: float
+    similarity: float
+    evidence: str | None
+    flags: list[str]
+    best_any_similarity: float
+    """Best similarity of any unit, eligible or not (for confidence and feedback)."""
+
+
+@dataclass
+class Assessment:
+    """The scorer's reading of one answer, before calibration and feedback."""
+
+    part_id: str
+    raw_score: float
+    key_points: list[KeyPointResult]
+    misconceptions: list[MisconceptionResult]
+    confidence: float
+    warnings: list[str] = field(default_factory=list)
+    flags: set[str] = field(default_factory=set)
+    off_topic_question: str | None = None
+    n_sentences: int = 0
+
+
+def part_prompt(rubric: Rubric, part: Part) -> str:
+    return f"{rubric.question}\n{part.prompt}" if rubric.question else part.prompt
+
+
+def _group_texts(item) -> list[str]:  # noqa: ANN001 - KeyPoint or Misconception
+    return [item.text, *item.paraphrases]
+
+
+def rubric_texts(rubrics: RubricSet) -> list[str]:
+    """Every rubric text the scorer embeds: key points, misconceptions and their paraphrases."""
+    out: list[str] = []
+    for _, part in rubrics.parts():
+        if part.kind != "written":
+            continue
+        for item in [*part.key_points, *part.misconceptions]:
+            out.extend(_group_texts(item))
+    return out
+
+
+def answer_units(text: str, window: int = 2) -> tuple[list[str], list[str]]:
+    """Sentences of an answer and the sliding windows built from them."""
+    sentences = split_sentences(text)
+    return sentences, sentence_windows(sentences, window)
+
+
+def texts_to_encode(text: str, window: int = 2) -> list[str]:
+    sentences, windows = answer_units(text, window)
+    return sentences + windows
+
+
+def build_indexes(rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | None = None) -> dict[str, PartIndex]:
+    """Embed every rubric text once and prepare each written part; exemplars fit the calibrations."""
+    config = config or ScoringConfig()
+    written = [(r, p) for r, p in rubrics.parts() if p.kind == "written"]
+    exemplar_texts = [t for _, p in written for ex in p.exemplars for t in texts_to_encode(ex.answer, config.window)]
+    encoder.prime(rubric_texts(rubrics) + exemplar_texts)
+
+    def group(item) -> TextGroup:  # noqa: ANN001
+        texts = _group_texts(item)
+        return TextGroup(texts=texts, vectors=encoder.encode(texts))
+
+    indexes: dict[str, PartIndex] = {}
+    for rubric, part in written:
+        other_texts: list[str] = []
+        other_owner: list[str] = []
+        for other_rubric, other_part in written:
+            if other_rubric.id == rubric.id:
+                continue  # parts of one question share vocabulary by design
+            for item in other_part.key_points:
+                for t in _group_texts(item):
+                    other_texts.append(t)
+                    other_owner.append(other_rubric.qualified(other_part))
+        indexes[rubric.qualified(part)] = PartIndex(
+            part_id=rubric.qualified(part),
+            rubric=rubric,
+            part=part,
+            prompt=part_prompt(rubric, part),
+            key_points=[group(kp) for kp in part.key_points],
+            misconceptions=[group(m) for m in part.misconceptions],
+            other_vectors=encoder.encode(other_texts),
+            other_owner=other_owner,
+            config=config.for_part(part),
+        )
+    for index in indexes.values():
+        exemplars = index.part.exemplars
+        if exemplars:
+            raws = [assess(index, ex.answer, encoder).raw_score for ex in exemplars]
+            index.calibration = fit_calibration(raws, [ex.points / index.part.max_points for ex in exemplars])
+    return indexes
+
+
+def _ramp(sim: float, low: float, high: float) -> float:
+    return float(np.clip((sim - low) / (high - low), 0.0, 1.0))
+
+
+def _units(sentences: list[str], prompt: str, window: int) -> list[Unit]:
+    keyword = [lexical.is_keyword_list(s) for s in sentences]
+    fragments = [lexical.is_fragment(s) for s in sentences]
+    # Three or more bare noun phrases in a row make the whole answer a keyword list.
+    if len(sentences) >= 3 and sum(fragments) >= 0.6 * len(sentences):
+        keyword = [k or f for k, f in zip(keyword, fragments)]
+    copied = [lexical.copies_question(s, prompt) for s in sentences]
+    units = [Unit(s, (i,), keyword[i], copied[i]) for i, s in enumerate(sentences)]
+    if window >= 2:
+        for i, text in enumerate(sentence_windows(sentences, window)):
+            members = tuple(range(i, i + window))
+            units.append(
+                Unit(text, members, any(keyword[j] for j in members), any(copied[j] for j in members))
+            )
+    return units
+
+
+def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
+    """Read one answer against one part: per key point credit, misconceptions, flags and confidence."""
+    cfg = index.config
+    part = index.part
+    sentences = split_sentences(text)
+    if not sentences:
+        return Assessment(index.part_id, 0.0, _empty_key_points(part), [], confidence=1.0, n_sentences=0)
+    units = _units(sentences, index.prompt, cfg.window)
+    vectors = encoder.encode([u.text for u in units])
+    decimals = cfg.similarity_decimals
+
+    kp_sims = [np.round(vectors @ g.vectors.T, decimals) for g in index.key_points]  # (units, texts) each
+    mis_sims = [np.round(vectors @ g.vectors.T, decimals) for g in index.misconceptions]
+    own_best = np.max(np.concatenate([s for s in kp_sims + mis_sims], axis=1), axis=1)
+    if index.other_vectors.size:
+        other = vectors @ index.other_vectors.T
+        other_best = np.max(other, axis=1)
+        other_arg = np.argmax(other, axis=1)
+        off_topic = other_best > own_best + cfg.off_topic_margin
+    else:
+        other_arg = np.zeros(len(units), dtype=int)
+        off_topic = np.zeros(len(units), dtype=bool)
+
+    # polarity-aware similarity of each unit to each misconception (a denied misconception is no misconception)
+    mis_consistent = np.zeros((len(units), len(index.misconceptions)))
+    for m, (group, sims) in enumerate(zip(index.misconceptions, mis_sims)):
+        for u, unit in enumerate(units):
+            t = int(np.argmax(sims[u]))
+            if not lexical.contradicts(unit.text, group.texts[t]):
+                mis_consistent[u, m] = sims[u, t]
+    mis_best_per_unit = mis_consistent.max(axis=1) if index.misconceptions else np.zeros(len(units))
+
+    mid = (cfg.match_low + cfg.match_high) / 2
+    mis_floor = cfg.misconception_threshold - cfg.misconception_ramp
+    kp_results: list[KeyPointResult] = []
+    kp_consistent_best = np.zeros(len(units))
+    credits: list[float] = []
+    confidences: list[float] = []
+    flags_seen: set[str] = set()
+    for kp, group, sims in zip(part.key_points, index.key_points, kp_sims):
+        best_eligible: tuple[float, int] | None = None
+        best_blocked: tuple[float, int, list[str]] | None = None
+        contradiction = 0.0
+        for u, unit in enumerate(units):
+            t = int(np.argmax(sims[u]))
+            sim = float(sims[u, t])
+            flags: list[str] = []
+            if unit.keyword_list:
+                flags.append("keyword_list")
+            if unit.copies_question:
+                flags.append("copies_question")
+            if off_topic[u]:
+                flags.append("off_topic")
+            negated = lexical.contradicts(unit.text, group.texts[t])
+            if negated:
+                flags.append("negated")
+                if not (unit.keyword_list or unit.copies_question or off_topic[u]):
+                    contradiction = max(contradiction, sim)
+            else:
+                kp_consistent_best[u] = max(kp_consistent_best[u], sim)
+            if mis_best_per_unit[u] > max(sim, mis_floor) and not negated:
+                flags.append("misconception")
+            if flags:
+                if best_blocked is None or sim > best_blocked[0]:
+                    best_blocked = (sim, u, flags)
+            elif best_eligible is None or sim > best_eligible[0]:
+                best_eligible = (sim, u)
+        sim_ok, u_ok = best_eligible if best_eligible else (0.0, -1)
+        credit = _ramp(sim_ok, cfg.match_low, cfg.match_high)
+        result_flags: list[str] = []
+        if best_blocked and best_blocked[0] > sim_ok and _ramp(best_blocked[0], cfg.match_low, cfg.match_high) > credit:
+            result_flags = best_blocked[2]
+        if credit > 0 and contradiction >= mid and sim_ok >= mid:
+            credit = 0.0
+            result_flags = ["hedged"]
+        flags_seen.update(result_flags)
+        credits.append(credit)
+        best_any = max(sim_ok, best_blocked[0] if best_blocked else 0.0)
+        confidences.append(min(1.0, abs(sim_ok - mid) / ((cfg.match_high - cfg.match_low) / 2)))
+        kp_results.append(
+            KeyPointResult(
+                id=kp.id or "",
+                label=kp.label,
+                max_points=kp.points,
+                points=round(kp.points * credit, 3),
+                similarity=round(sim_ok if best_eligible else best_any, 4),
+                matched=credit >= 0.5,
+                evidence=units[u_ok].text if u_ok >= 0 and credit > 0 else None,
+                flags=result_flags,
+            )
+        )
+
+    mis_results: list[MisconceptionResult] = []
+    penalty_total = 0.0
+    for m, mis in enumerate(part.misconceptions):
+        best_u, best_cost, best_sim = -1, 0.0, 0.0
+        for u, unit in enumerate(units):
+            sim = float(mis_consistent[u, m])
+            if unit.copies_question or off_topic[u] or sim <= kp_consistent_best[u]:
+                continue
+            cost = _ramp(sim, cfg.misconception_threshold - cfg.misconception_ramp, cfg.misconception_threshold)
+            if cost > best_cost:
+                best_u, best_cost, best_sim = u, cost, sim
+        if best_u >= 0:
+            penalty = round(mis.penalty * best_cost, 3)
+            penalty_total += penalty
+            mis_results.append(
+                MisconceptionResult(
+                    id=mis.id or "", label=mis.label, penalty=penalty, similarity=round(best_sim, 4),
+                    evidence=units[best_u].text,
+                )
+            )
+
+    earned = sum(kp.points * c for kp, c in zip(part.key_points, credits))
+    warnings: list[str] = []
+    sentence_units = len(sentences)
+    relevant = [
+        i for i in range(sentence_units)
+        if own_best[i] >= cfg.match_low and not off_topic[i] and not units[i].keyword_list
+    ]
+    precision = len(relevant) / sentence_units
+    if sentence_units >= cfg.long_answer_sentences and precision < 0.5:
+        factor = 0.5 + precision
+        earned *= factor
+        warnings.append(
+            f"long answer: {sentence_units} sentences, of which {len(relevant)} address this part; "
+            f"credit scaled by {factor:.2f}"
+        )
+        flags_seen.add("padding")
+    raw = float(np.clip((earned - penalty_total) / part.max_points, 0.0, 1.0))
+
+    off_topic_question = None
+    if sentence_units and off_topic[:sentence_units].mean() >= 0.5:
+        owners = [index.other_owner[int(other_arg[i])] for i in range(sentence_units) if off_topic[i]]
+        off_topic_question = max(set(owners), key=owners.count)
+        warnings.append(f"most of this answer matches {off_topic_question} rather than {index.part_id}")
+        flags_seen.add("off_topic")
+    if sum(u.keyword_list for u in units[:sentence_units]) >= max(1, sentence_units / 2):
+        warnings.append("the answer is mostly a list of terms without explanation")
+        flags_seen.add("keyword_list")
+    if sum(u.copies_question for u in units[:sentence_units]) >= max(1, sentence_units / 2):
+        warnings.append("the answer mostly restates the question")
+        flags_seen.add("copies_question")
+
+    weights = np.array([kp.points for kp in part.key_points])
+    confidence = float(np.average(confidences, weights=weights))
+    confidence *= 0.85 ** len(flags_seen)
+    if sentence_units <= 1:
+        confidence *= 0.8
+    return Assessment(
+        part_id=index.part_id,
+        raw_score=round(raw, 4),
+        key_points=kp_results,
+        misconceptions=mis_results,
+        confidence=round(float(np.clip(confidence, 0, 1)), 3),
+        warnings=warnings,
+        flags=flags_seen,
+        off_topic_question=off_topic_question,
+        n_sentences=sentence_units,
+    )
+
+
+def _empty_key_points(part: Part) -> list[KeyPointResult]:
+    return [
+        KeyPointResult(id=kp.id or "", label=kp.label, max_points=kp.points, points=0.0, similarity=0.0, matched=False)
+        for kp in part.key_points
+    ]
+
+
+def final_points(index: PartIndex, raw: float) -> tuple[float, bool]:
+    """Points for a raw score: through the exemplar calibration when the part has one."""
+    max_points = index.part.max_points
+    if index.calibration is not None:
+        return round(index.calibration(raw) * max_points, 2), True
+    return round(raw * max_points, 2), False
+
+
+def all_answer_texts(answers: Iterable[str], window: int = 2) -> list[str]:
+    """Every unit text of a batch of answers, for one batched encode."""
+    out: list[str] = []
+    for text in answers:
+        out.extend(texts_to_encode(text, window))
+    return out

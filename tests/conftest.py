@@ -1,0 +1,35 @@
+"""Shared fixtures: the shipped rubrics and one embedding model per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.embedding import Encoder
+from grader.rubric import RubricSet, load_rubric_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+RUBRICS = ROOT / "rubrics"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def rubrics() -> RubricSet:
+    return load_rubric_dir(RUBRICS)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    """The bundled model, loaded once for the whole session."""
+    return Encoder()
+
+
+@pytest.fixture(scope="session")
+def written_grader(rubrics: RubricSet, encoder: Encoder):
+    """A Grader over the shipped rubrics that does not run code (for written-answer tests)."""
+    from grader.pipeline import GradeOptions, Grader
+
+    grader = Grader(rubrics, GradeOptions(run_code=False), encoder=encoder)
+    yield grader
+    grader.close()
