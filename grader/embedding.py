@@ -44,7 +44,7 @@ def resolve_model_path(model: str | Path | None) -> Path:
     return path.resolve()
 
 
-def model_identity(path: Path) -> str:
+def model_identity(path: Path, name: str | None = None) -> str:
     """A stable id for cache keys and reports: directory name plus a hash of its weights' size and head bytes."""
     digest = hashlib.sha256()
     for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
@@ -52,7 +52,7 @@ def model_identity(path: Path) -> str:
         digest.update(str(weights.stat().st_size).encode())
         with weights.open("rb") as fh:
             digest.update(fh.read(1 << 20))
-    return f"{path.name}@{digest.hexdigest()[:12]}"
+    return f"{name or path.name}@{digest.hexdigest()[:12]}"
 
 
 def default_device() -> str:
@@ -75,7 +75,7 @@ class Encoder:
         self.path = resolve_model_path(model)
         self.device = device or default_device()
         self.batch_size = batch_size
-        self.identity = model_identity(self.path)
+        self.identity = model_identity(self.path, DEFAULT_MODEL if model in (None, DEFAULT_MODEL) else None)
         self._memo: dict[str, np.ndarray] = {}
         self.n_encoded = 0
         """How many texts this encoder actually ran through the model (not served from memory)."""

@@ -33,7 +33,7 @@ _NOT_NEGATIONS = re.compile(
     r"\b(not only|not just|no matter|nothing but|no doubt|not necessarily the case that not)\b", re.I
 )
 _CLAUSE_BREAK = re.compile(
-    r"[,;:()]|\s[-\u2013\u2014]\s|\b(?:but|while|whereas|although|though|because|since|so that|which|however|"
+    r"[,;:()]|[.!?](?:\s|$)|\s[-\u2013\u2014]\s|\b(?:but|while|whereas|although|though|because|since|so that|which|however|"
     r"whereas|unlike|instead|rather than|otherwise|yet)\b",
     re.I,
 )
@@ -50,7 +50,7 @@ def stem(word: str) -> str:
     """A crude suffix stripper: enough to match 'converges'/'convergence'/'converging' for overlap."""
     for suffix in ("ational", "ization", "ations", "ation", "ments", "ment", "ences", "ence", "ances", "ance",
                    "ities", "ity", "ings", "ing", "ness", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+        if word.endswith(suffix) and len(word) - len(suffix) >= (3 if suffix == "s" else 4):
             return word[: -len(suffix)]
     return word
 
@@ -61,21 +61,28 @@ def content_stems(text: str) -> set[str]:
 
 _NO_PREDICATE = frozenset("is are was were be been has have had there gives give makes make".split())
 """'no' negates a claim after these words ("there are no minima") or at a clause start; elsewhere
-it is a modifier ("a minimum with no bad local minima") and does not flip the clause."""
+it is a modifier ("a minimum with no bad local minima") and does not deny anything."""
+
+MIN_ALIGNED_WORDS = 2
+MIN_ALIGNED_OVERLAP = 0.6
 
 
-def negation_parity(text: str) -> int:
-    """1 when the text holds an odd number of claim negations (it denies), else 0."""
+def negated(text: str) -> bool:
+    """Does the text deny something? Presence, not parity: "X does not A and does not B" denies.
+
+    A double negative of the "not useless" kind cancels out.
+    """
     text = _NOT_NEGATIONS.sub(" ", text.lower().replace("\u2019", "'"))
-    count = 0
+    cues = 0
     previous = ""
     for i, token in enumerate(_WORD.findall(text)):
-        if token == "no":
-            count += i == 0 or previous in _NO_PREDICATE
-        elif token.endswith("n't") or token.replace("'", "") in NEGATION_CUES:
-            count += 1
+        cue = (i == 0 or previous in _NO_PREDICATE) if token == "no" else (
+            token.endswith("n't") or token.replace("'", "") in NEGATION_CUES
+        )
+        if cue:
+            cues += -1 if previous in ("not", "never") and token not in ("not", "no") else 1
         previous = token
-    return count % 2
+    return cues > 0
 
 
 def clauses(text: str) -> list[str]:
@@ -84,33 +91,33 @@ def clauses(text: str) -> list[str]:
 
 
 def contradicts(student: str, reference: str) -> bool:
-    """True when the two sentences' best-aligned clauses differ in negation.
+    """True when the student denies what the reference asserts, or asserts what it denies.
 
-    Clauses are aligned by shared content words, so that a negation elsewhere in
-    the sentence ("..., which does not matter here") does not flip the claim being
-    compared. With no shared content word nothing is compared and no contradiction
-    is claimed. Lexical negatives count as negations ("unnecessary" agrees with
-    "not needed"; "not useless" denies "useless").
+    Embeddings cannot see this ("momentum helps" and "momentum does not help" embed
+    alike), so the words decide. The clause pair that shares the most content words
+    is aligned (at least two shared, covering 60% of the shorter clause); a
+    contradiction needs that pair to differ in negation AND the two sentences as a
+    whole to differ too. The second condition keeps "it does not say how many
+    neurons we need" from contradicting "it does not tell us how wide the layer is,
+    and it could need too many neurons", where the denial sits in another clause.
+    Lexical negatives count ("unnecessary" agrees with "not needed").
     """
-    best: tuple[int, str, str] | None = None
+    if negated(student) == negated(reference):
+        return False
+    best: tuple[float, int, str, str] | None = None
     ref_clauses = [(c, content_stems(c)) for c in clauses(reference)]
     for sc in clauses(student):
         s_stems = content_stems(sc)
         for rc, r_stems in ref_clauses:
             overlap = len(s_stems & r_stems)
-            if overlap and (best is None or overlap > best[0]):
-                best = (overlap, sc, rc)
+            if overlap < MIN_ALIGNED_WORDS:
+                continue
+            coefficient = overlap / min(len(s_stems), len(r_stems))
+            if coefficient >= MIN_ALIGNED_OVERLAP and (best is None or (coefficient, overlap) > best[:2]):
+                best = (coefficient, overlap, sc, rc)
     if best is None:
         return False
-    _, sc, rc = best
-    # A negation that scopes over the whole sentence ("It is not true that ...") lives outside the clause.
-    return (negation_parity(sc) + _sentence_level_negation(student)) % 2 != (
-        negation_parity(rc) + _sentence_level_negation(reference)
-    ) % 2
-
-
-def _sentence_level_negation(text: str) -> int:
-    return 1 if re.match(r"^\s*(?:it is not true|it's not true|it is false|false)\b", text, re.I) else 0
+    return negated(best[2]) != negated(best[3])
 
 
 def function_word_ratio(text: str) -> float:

@@ -51,6 +51,15 @@ class CodeCaseResult(BaseModel):
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     stderr_tail: str | None = None
+    reason_code: str = Field(
+        default="ok",
+        description=(
+            "Machine-readable reason: ok, wrong_type, wrong_structure, wrong_shape, wrong_dtype, values_differ, nan, inf, "
+            "not_differentiable, unreadable, exception, memory, forbidden, timeout, output_limit, result_limit, file_limit, "
+            "killed, crashed, exited, syntax_error, entry_point_missing, not_run, no_result, sandbox_error."
+        ),
+    )
+    time_s: float | None = Field(default=None, description="Time the student's function took on this case.")
 
 
 class CodeResult(BaseModel):
@@ -64,6 +73,17 @@ class CodeResult(BaseModel):
     sandbox: str = Field(default="", description="Which isolation the code ran under.")
     stdout_tail: str | None = None
     stderr_tail: str | None = None
+    outcome: str = Field(
+        default="",
+        description=(
+            "Overall: passed, partial, missing, no_code, syntax_error, forbidden, entry_point_missing, load_error, "
+            "or the first failing case's reason_code (timeout, memory, ...); sandbox_error/reference_error need a TA."
+        ),
+    )
+    process_status: str | None = Field(
+        default=None, description="How the sandboxed process ended: ok, timeout, output_limit, result_limit, signal, exit."
+    )
+    wall_s: float | None = Field(default=None, description="Wall time of the sandboxed run (all cases).")
 
 
 class PartResult(BaseModel):

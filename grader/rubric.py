@@ -93,15 +93,32 @@ DType = Literal["float32", "float64", "int64", "int32", "bool"]
 
 
 class TensorInput(StrictModel):
-    """One argument of a code part's entry point: a random tensor drawn per case from a seeded generator."""
+    """One argument of a code part's entry point.
+
+    By default a random tensor drawn per case from a seeded generator: floats
+    uniform in [low, high), integers uniform in [low, high] (both ends included),
+    bools with probability 1/2. With ``value`` set, the argument is that fixed
+    Python number instead (e.g. a learning rate); with ``scalar: true`` it is a
+    random Python number drawn like a 0-d tensor.
+    """
 
     name: Identifier
     shape: list[int | Identifier] = Field(
-        description="Dimensions: integers, or names bound per case in `dims` (e.g. N)."
+        default_factory=list,
+        description="Dimensions: integers, or names bound per case in `dims` (e.g. N). [] is a 0-d tensor.",
     )
     dtype: DType = "float32"
     low: float = -1.0
     high: float = 1.0
+    value: float | None = Field(
+        default=None, description="Pass this fixed Python number instead of a random tensor (shape must be [])."
+    )
+    scalar: bool = Field(
+        default=False, description="Pass a random Python number (drawn in [low, high)) instead of a 0-d tensor."
+    )
+    requires_grad: bool = Field(
+        default=False, description="Hand the tensor to the function with requires_grad=True (e.g. critic weights)."
+    )
 
     @model_validator(mode="after")
     def _range(self) -> "TensorInput":
@@ -110,6 +127,12 @@ class TensorInput(StrictModel):
         for dim in self.shape:
             if isinstance(dim, int) and dim < 0:
                 raise ValueError("integer dimensions must be >= 0")
+        if (self.value is not None or self.scalar) and self.shape:
+            raise ValueError("a `value` or `scalar` input is a Python number: its shape must be []")
+        if self.value is not None and self.scalar:
+            raise ValueError("set either `value` (fixed) or `scalar` (random), not both")
+        if self.requires_grad and (self.value is not None or self.scalar or self.dtype not in ("float32", "float64")):
+            raise ValueError("requires_grad needs a floating-point tensor input")
         return self
 
 
@@ -123,7 +146,13 @@ class CodeCase(StrictModel):
 
 
 class CodeSpec(StrictModel):
-    """How a code part is run and checked against a PyTorch autograd reference."""
+    """How a code part is run and checked against a PyTorch autograd reference.
+
+    Dtype policy: a floating-point reference output accepts float32 or float64 from the
+    student (compared in float64) unless ``exact_dtype``; half precision, integer, bool
+    and complex outputs are wrong dtypes. An integer or bool reference output needs an
+    integer (resp. bool) output and exact equality.
+    """
 
     entry_point: Identifier = Field(description="Function the student defines.")
     reference: NonEmptyText = Field(description="Python file, relative to the rubric file, with the reference.")
@@ -134,11 +163,37 @@ class CodeSpec(StrictModel):
     cases: list[CodeCase] = Field(min_length=1)
     rtol: float = Field(default=1e-4, ge=0)
     atol: float = Field(default=1e-5, ge=0)
-    time_limit_s: float = Field(default=10.0, gt=0, le=300)
-    memory_limit_mb: int = Field(default=1024, gt=0)
+    time_limit_s: float = Field(
+        default=10.0, gt=0, le=300, description="Wall-clock budget for one submission: its module code and every case."
+    )
+    memory_limit_mb: int = Field(
+        default=1024, gt=0, description="Memory the student's code may allocate (address space, on top of torch)."
+    )
     forbidden: list[NonEmptyText] = Field(
         default_factory=list,
         description="Dotted names or attributes the student may not call (e.g. torch.autograd.grad, backward).",
+    )
+    output_names: list[Identifier] = Field(
+        default_factory=list,
+        description="Names of the reference's outputs when it returns a tuple (used in feedback, e.g. grad_w).",
+    )
+    accept_numpy: bool = Field(
+        default=False,
+        description="Give credit for a numpy array with the right values (by default a torch.Tensor is required).",
+    )
+    exact_dtype: bool = Field(
+        default=False, description="Require exactly the reference's dtype (by default float64 passes for float32)."
+    )
+    reference_precision: Literal["float64", "input"] = Field(
+        default="float64",
+        description=(
+            "float64: the reference also runs on the inputs cast to float64 and its values are the target "
+            "(dtype and shape still come from the run on the declared dtypes); input: only the declared dtypes."
+        ),
+    )
+    output_requires_grad: bool = Field(
+        default=False,
+        description="The returned tensor must still be attached to the autograd graph (e.g. a penalty used in a loss).",
     )
 
     @model_validator(mode="after")

@@ -32,8 +32,11 @@ class ScoringConfig(BaseModel):
 
     match_low: float = Field(default=0.40, description="Cosine at which a key point starts earning credit.")
     match_high: float = Field(default=0.72, description="Cosine at which a key point earns full credit.")
-    misconception_threshold: float = Field(default=0.70, description="Cosine at which a misconception costs its full penalty.")
-    misconception_ramp: float = Field(default=0.08, description="Below the threshold, the penalty fades to 0 over this width.")
+    misconception_threshold: float = Field(default=0.74, description="Cosine at which a misconception costs its full penalty.")
+    misconception_ramp: float = Field(default=0.06, description="Below the threshold, the penalty fades to 0 over this width.")
+    misconception_margin: float = Field(
+        default=0.03, description="A sentence states a misconception only if it is this much closer to it than to any key point."
+    )
     off_topic_margin: float = Field(default=0.05, description="A unit closer to another question's key points by this much is off topic.")
     window: int = Field(default=2, ge=1, le=4, description="Sentences per sliding window (1 disables windows).")
     long_answer_sentences: int = Field(default=12, description="From this many sentences on, off-topic padding costs credit.")
@@ -203,6 +206,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     if not sentences:
         return Assessment(index.part_id, 0.0, _empty_key_points(part), [], confidence=1.0, n_sentences=0)
     units = _units(sentences, index.prompt, cfg.window)
+    n_sentences = len(sentences)
     vectors = encoder.encode([u.text for u in units])
     decimals = cfg.similarity_decimals
 
@@ -255,7 +259,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
                     contradiction = max(contradiction, sim)
             else:
                 kp_consistent_best[u] = max(kp_consistent_best[u], sim)
-            if mis_best_per_unit[u] > max(sim, mis_floor) and not negated:
+            if u < n_sentences and mis_best_per_unit[u] > max(sim + cfg.misconception_margin, mis_floor) and not negated:
                 flags.append("misconception")
             if flags:
                 if best_blocked is None or sim > best_blocked[0]:
@@ -267,8 +271,11 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         result_flags: list[str] = []
         if best_blocked and best_blocked[0] > sim_ok and _ramp(best_blocked[0], cfg.match_low, cfg.match_high) > credit:
             result_flags = best_blocked[2]
-        if credit > 0 and contradiction >= mid and sim_ok >= mid:
-            credit = 0.0
+        if credit > 0 and contradiction > sim_ok:
+            credit = 0.0  # the student's closest statement of this point denies it
+            result_flags = ["negated"]
+        elif credit > 0 and contradiction >= cfg.match_high and sim_ok >= mid:
+            credit = 0.0  # stated and denied: a hedge earns nothing
             result_flags = ["hedged"]
         flags_seen.update(result_flags)
         credits.append(credit)
@@ -291,9 +298,9 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     penalty_total = 0.0
     for m, mis in enumerate(part.misconceptions):
         best_u, best_cost, best_sim = -1, 0.0, 0.0
-        for u, unit in enumerate(units):
+        for u, unit in enumerate(units[:n_sentences]):  # a misconception is one claim: sentences, not windows
             sim = float(mis_consistent[u, m])
-            if unit.copies_question or off_topic[u] or sim <= kp_consistent_best[u]:
+            if unit.copies_question or off_topic[u] or sim < kp_consistent_best[u] + cfg.misconception_margin:
                 continue
             cost = _ramp(sim, cfg.misconception_threshold - cfg.misconception_ramp, cfg.misconception_threshold)
             if cost > best_cost:

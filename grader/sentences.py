@@ -19,7 +19,7 @@ _ABBREVIATIONS = (
     "e.g.", "i.e.", "etc.", "vs.", "cf.", "fig.", "eq.", "approx.", "resp.", "al.", "a.k.a.", "w.r.t.", "no.",
 )
 _BULLET = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,2}[.)])(?:\s+|$)")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$\\])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$\\]|[a-z][(_^])")
 _LATEX_REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\\(?:begin|end)\{[a-z*]+\}"), " "),
     (re.compile(r"\\text(?:rm|bf|it)?\{([^{}]*)\}"), r" \1 "),

@@ -1,0 +1,70 @@
+"""How the scorer does on the course's labelled failure-mode set (tests/data/labelled_answers.yaml).
+
+Prints, per category (good, paraphrase, partial, keyword_list, negation, copy_question,
+off_topic, long_everything, misconception), how many answers land inside the range a
+careful TA would give, with the raw score and with exemplar calibration.
+
+    python benchmarks/labelled.py [--model PATH_OR_NAME] [--verbose] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+from grader.embedding import Encoder
+from grader.rubric import load_rubric_dir
+from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rubrics", type=Path, default=ROOT / "rubrics")
+    parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "labelled_answers.yaml")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--config", default="{}", help="JSON overrides of ScoringConfig")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    rubrics = load_rubric_dir(args.rubrics)
+    encoder = Encoder(args.model)
+    indexes = build_indexes(rubrics, encoder, ScoringConfig(**json.loads(args.config)))
+    items = yaml.safe_load(args.data.read_text())
+    encoder.prime(all_answer_texts(item["answer"] for item in items))
+    table: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "raw_ok": 0, "calibrated_ok": 0})
+    for item in items:
+        index = indexes[item["part"]]
+        assessment = assess(index, item["answer"], encoder)
+        points, _ = final_points(index, assessment.raw_score)
+        low = item["expect"].get("min_fraction", 0.0)
+        high = item["expect"].get("max_fraction", 1.0)
+        row = table[item["category"]]
+        row["n"] += 1
+        calibrated = points / index.part.max_points
+        row["raw_ok"] += low - 1e-9 <= assessment.raw_score <= high + 1e-9
+        ok = low - 1e-9 <= calibrated <= high + 1e-9
+        row["calibrated_ok"] += ok
+        if args.verbose and not ok:
+            print(f"MISS {item['part']} {item['category']}: {calibrated:.2f} (raw {assessment.raw_score:.2f}) "
+                  f"expected [{low}, {high}] flags={sorted(assessment.flags)}")
+    total = {k: sum(r[k] for r in table.values()) for k in ("n", "raw_ok", "calibrated_ok")}
+    if args.json:
+        print(json.dumps({"model": encoder.identity, "categories": table, "total": total}))
+        return
+    print(f"model: {encoder.identity}")
+    print("| category | n | in range (raw) | in range (calibrated) |\n|---|---:|---:|---:|")
+    for cat in sorted(table):
+        r = table[cat]
+        print(f"| {cat} | {r['n']} | {r['raw_ok']} | {r['calibrated_ok']} |")
+    print(f"| **total** | {total['n']} | {total['raw_ok']} | {total['calibrated_ok']} |")
+
+
+if __name__ == "__main__":
+    main()

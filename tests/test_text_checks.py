@@ -1,0 +1,87 @@
+"""Sentence splitting and the lexical guards the scorer relies on (pure functions, no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader import lexical
+from grader.calibration import fit_calibration
+from grader.sentences import latex_to_words, sentence_windows, split_sentences
+
+
+def test_sentences_keep_decimals_and_abbreviations_together():
+    units = split_sentences("The derivative is at most 0.25, e.g. for the sigmoid. Then it shrinks. Five layers give 9.8e-4.")
+    assert units == ["The derivative is at most 0.25, e.g. for the sigmoid.", "Then it shrinks.", "Five layers give 9.8e-4."]
+
+
+def test_page_break_mid_sentence_is_joined():
+    text = "The KL term between q and p is usually\n\n\fconstant or negligible, so it is ignored."
+    assert split_sentences(text) == ["The KL term between q and p is usually constant or negligible, so it is ignored."]
+
+
+def test_bullets_stray_dashes_and_code_fences():
+    text = "- **MLP: ReLU** keeps gradients alive.\n-\n- CNN: skip connections.\n```python\nx = 1\n```\n"
+    assert split_sentences(text) == ["MLP: ReLU keeps gradients alive.", "CNN: skip connections."]
+
+
+def test_display_math_becomes_one_unit_per_line():
+    text = r"So $$\begin{aligned} \frac{\partial L}{\partial W} &= 2 (\hat{y} - y) \cdot x \\ n &= 1024 \end{aligned}$$ done."
+    assert split_sentences(text) == ["So", "(d L) / (d W) = 2 (y_hat - y) * x", "n = 1024", "done."]
+
+
+def test_latex_to_words_nested():
+    assert latex_to_words(r"\frac{\partial L}{\partial \hat{y}}") == "(d L) / (d y_hat)"
+
+
+def test_windows():
+    assert sentence_windows(["a.", "b.", "c."]) == ["a. b.", "b. c."]
+    assert sentence_windows(["a."]) == []
+
+
+@pytest.mark.parametrize(
+    ("student", "reference", "expected"),
+    [
+        ("No, momentum does not help on a convex loss.", "Yes, momentum still helps on a convex loss.", True),
+        ("Momentum is not useless on a convex loss.", "On a convex loss momentum is useless.", True),
+        ("RNNs do not need positional embeddings.", "Positional embeddings are usually unnecessary in an RNN.", False),
+        ("RNNs need positional embeddings.", "Positional embeddings are usually unnecessary in an RNN.", True),
+        # 'no' as a modifier does not deny the clause
+        ("Convexity means there is one global minimum.", "Convexity gives a single global minimum with no bad local minima.", False),
+        # a negation in another clause does not flip the aligned one
+        ("Momentum speeds up convergence, which plain GD does not do.", "Momentum speeds up convergence.", False),
+        ("The weather is nice.", "Momentum speeds up convergence.", False),
+    ],
+)
+def test_contradiction(student, reference, expected):
+    assert lexical.contradicts(student, reference) is expected
+
+
+def test_keyword_list_and_claims():
+    assert lexical.is_keyword_list("momentum, convexity, condition number, oscillation, velocity, Nesterov.")
+    assert not lexical.is_keyword_list("RNN: gradient clipping")
+    assert not lexical.is_keyword_list("Momentum accumulates velocity and damps the oscillation.")
+    assert lexical.is_fragment("Condition number.")
+    assert not lexical.is_fragment("It converges.")
+
+
+def test_copies_question():
+    prompt = "The loss surface of a model is convex. Is using momentum in gradient descent expected to help? Explain."
+    assert lexical.copies_question("The loss surface of a model is convex.", prompt)
+    assert lexical.copies_question("Will momentum help here?", prompt)
+    assert not lexical.copies_question("No, momentum does not help on a convex loss.", prompt)
+
+
+def test_calibration_is_monotone_and_pinned():
+    cal = fit_calibration([0.6, 0.3, 0.1, 0.5], [1.0, 0.5, 0.0, 0.4])
+    assert cal is not None
+    assert cal(0.0) == 0.0 and cal(1.0) == 1.0
+    assert cal(0.6) == pytest.approx(1.0)
+    grid = [cal(x / 100) for x in range(101)]
+    assert all(a <= b + 1e-12 for a, b in zip(grid, grid[1:]))
+
+
+def test_calibration_pools_violations_and_ignores_empty_reads():
+    cal = fit_calibration([0.4, 0.5, 0.0], [0.8, 0.6, 0.5])  # 0.5 scored lower than 0.4 by the TA
+    assert cal is not None and cal.n_exemplars == 2
+    assert cal(0.4) == pytest.approx(0.7) and cal(0.5) == pytest.approx(0.7)
+    assert fit_calibration([0.0, 0.01], [0.3, 0.2]) is None
