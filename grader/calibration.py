@@ -6,7 +6,10 @@ may reach only 0.6 raw. Each exemplar gives one (raw, TA fraction) pair; with
 the fixed ends (0, 0) and (1, 1) these are fitted by isotonic regression (pool
 adjacent violators) and interpolated linearly, so the mapping is monotone (a
 better raw score never earns fewer points) and passes through the TA's grades
-as closely as monotonicity allows.
+as closely as monotonicity allows. The map is then applied only partly: by a
+trust weight that grows with the number of exemplars and with how well the
+scorer already ranks them (Kendall tau), so a few exemplars the scorer misreads
+cannot flatten a part's scores.
 """
 
 from __future__ import annotations
@@ -14,17 +17,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from scipy.stats import kendalltau
 
 class Calibration(BaseModel):
-    """A monotone piecewise-linear map from raw score to fraction of max points."""
+    """A monotone piecewise-linear map from raw score to fraction of max points, applied with a trust weight."""
 
     xs: list[float]
     ys: list[float]
     n_exemplars: int
+    trust: float = Field(
+        ge=0, le=1,
+        description="How far the map moves a raw score: n/(n+2) times the rank agreement (Kendall tau, "
+        "floored at 0) between the scorer's raw scores and the TA's grades on the exemplars.",
+    )
 
     def __call__(self, raw: float) -> float:
-        return float(np.clip(np.interp(raw, self.xs, self.ys), 0.0, 1.0))
+        mapped = float(np.interp(raw, self.xs, self.ys))
+        return float(np.clip(raw + self.trust * (mapped - raw), 0.0, 1.0))
 
 
 def _pool_adjacent_violators(y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -61,4 +71,18 @@ def fit_calibration(raw: Sequence[float], target: Sequence[float]) -> Calibratio
         ys.append(float(y[x == value].mean()))
     xs.append(1.0)
     ys.append(1.0)
-    return Calibration(xs=xs, ys=ys, n_exemplars=len(pairs))
+    return Calibration(xs=xs, ys=ys, n_exemplars=len(pairs), trust=_trust([p[0] for p in pairs], [p[1] for p in pairs]))
+
+
+def _trust(raw: Sequence[float], target: Sequence[float]) -> float:
+    """Trust the exemplars only as far as the scorer already ranks them in the TA's order.
+
+    If the scorer reads a 0-point exemplar as its best answer, a monotone map cannot fix
+    that: it would flatten the part. Few exemplars are trusted less than many.
+    """
+    n = len(raw)
+    if n < 2:
+        return n / (n + 2)
+    tau = kendalltau(raw, target).statistic
+    agreement = 0.0 if tau is None or np.isnan(tau) else max(0.0, float(tau))
+    return round(n / (n + 2) * agreement, 4)

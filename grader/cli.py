@@ -68,7 +68,7 @@ def _load_rubrics(directory: Path | None) -> RubricSet:
     except RubricError as exc:
         err.print(f"[bold red]Invalid rubrics ({len(exc.problems)} problem(s)):[/]")
         for line in exc.problems:
-            err.print(f"  {line}", markup=False, highlight=False)
+            err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -204,6 +204,72 @@ def validate(directory: Annotated[Path, typer.Argument(help="Directory of rubric
 def schema() -> None:
     """Print the rubric JSON Schema (point your editor's YAML validation at it)."""
     sys.stdout.write(json.dumps(rubric_json_schema(), indent=2) + "\n")
+
+
+@app.command("eval")
+def eval_(
+    dataset: Annotated[Path, typer.Argument(help="CSV of human-graded answers (see grader.evaluation).")],
+    max_score: Annotated[
+        Optional[float], typer.Option("--max-score", help="Maximum points of every question (overrides the CSV).")
+    ] = None,
+    exemplars: Annotated[
+        int, typer.Option("--exemplars", help="Graded answers per question handed to the scorer (removed from the evaluation).")
+    ] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the exemplar draw and --limit sampling.")] = 0,
+    split: Annotated[
+        Optional[str], typer.Option("--split", help="Evaluate only this split (e.g. test-unseen-answers, UQ) [default: all rows].")
+    ] = None,
+    keypoints: Annotated[
+        str, typer.Option("--keypoints", help="Key points per question: whole (the reference answer) or sentences.")
+    ] = "whole",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", help="Evaluate a seeded sample of N rows (and fit on at most N train rows).")
+    ] = None,
+) -> None:
+    """Measure agreement with human graders: grader vs a plain-cosine baseline on a graded-answers CSV."""
+    from grader.evaluation import EvalError, evaluate, metric_rows
+
+    if keypoints not in ("whole", "sentences"):
+        err.print(f"[bold red]--keypoints must be whole or sentences[/] (got {keypoints!r})")
+        raise typer.Exit(2)
+    try:
+        result = evaluate(
+            dataset, split=split, max_score=max_score, exemplars=exemplars, seed=seed,
+            keypoints=keypoints, limit=limit,  # type: ignore[arg-type]
+        )
+    except EvalError as exc:
+        err.print(f"[bold red]Cannot evaluate ({len(exc.problems)} problem(s)):[/]")
+        for line in exc.problems:
+            err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except ModelNotFound as exc:
+        err.print(f"[bold red]Model not found:[/] {exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(result.model_dump_json() + "\n")
+        return
+    systems = list(result.metrics)
+    heads = {"baseline": "plain-cosine baseline", "grader": "grader", "grader_no_exemplars": "grader, no exemplars"}
+    title = (
+        f"{Path(result.dataset).name}, split {result.split or 'all rows'}: {result.n} answers, "
+        f"{result.n_questions} questions, {result.settings.exemplars} exemplars/question"
+    )
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in systems:
+        table.add_column(heads.get(name, name), justify="right")
+    for metric, values in metric_rows(result):
+        table.add_row(metric, *("-" if v is None else f"{v:.3f}" for v in values))
+    out.print(table)
+    fitted = result.settings.fit_split or "the evaluated rows"
+    out.print(
+        f"keypoints={result.settings.keypoints} seed={result.settings.seed} qwk_step={result.settings.qwk_step:g} "
+        f"fitted on {fitted} ({result.settings.n_fit} rows); {result.timing_s['total']:.1f} s",
+        highlight=False,
+    )
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

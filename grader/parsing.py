@@ -16,11 +16,12 @@ after Markdown decoration -- ``#`` headings, ``-``/``*`` bullets, ``>`` quotes, 
 1. A *qualified* label names question and part: ``Q5b:``, ``Q5 b)``, ``Q5.b``, ``Q5(b)``,
    ``Question 5 b``, ``Question 5 (b)``, ``Question 5, part b``, ``5b)``, ``5(b)``. It is
    always accepted (the student said exactly what it is).
-2. A *question heading*: ``Question N``, ``Problem N``, ``Exercise N``, ``Q N``, ``**Question N**``,
-   ``## Question N``; the number must be followed by the end of the line, a delimiter
-   (``: . ) -``) or closing bold, or the line must be a Markdown heading -- so a sentence
-   such as "Question 2 asks ..." is not a heading, and neither is an enumerated ``1.``.
-   A Markdown heading that is only a number (``## 3``) is a heading too.
+2. A *question heading*: ``Question N``, ``Problem N``, ``Exercise N``, ``Task N``, ``Q N``,
+   ``**Question N**``, ``## Question N``; the number must be followed by the end of the line, a
+   delimiter (``: . ) - ( [``) or closing bold, or the line must be a Markdown heading -- so a
+   sentence such as "Question 2 asks ..." is not a heading. A Markdown heading that is only a
+   number (``## 3``) is a heading; a bare ``3.`` / ``3)`` alone on its line is one only when it is
+   a later question than the last heading (an enumerated list ``1. first`` never is).
 3. A *part label* alone: ``a)``, ``(a)``, ``a.``, ``a:``, ``[a]``, ``Part a``, decorated
    or not (``- a)``, ``### (a)``, ``**a)**``). It is accepted only inside a known question and
    only if it advances: the letter is the expected next part of the question (or a later
@@ -34,6 +35,11 @@ after Markdown decoration -- ``#`` headings, ``-``/``*`` bullets, ``>`` quotes, 
 Anything else is content of the open part. Unknown questions (``Question 11``) and parts
 the layout lacks (``d)`` after ``c)`` in a three-part question, when it is not the
 continuation of a list inside the answer) open an *unassigned* block whose origin says why.
+Text under a heading before any part label belongs to the question's only part when it has
+one, and is unassigned (question noted) when it has several. Text before the first question
+is unassigned. Lines that are only a bullet or rule (``-``, ``*``, ``---``) are dropped; a part
+answered twice is joined, its origin saying so. Fenced ``python`` (or unlabelled) code blocks
+are copied into ``Answer.code`` and kept in the text.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import textwrap
 import unicodedata
@@ -357,7 +364,11 @@ def _check_text(text: str, name: str, ext: str) -> str:
     return text
 
 
-_FM_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w\- ]*\s*:.*)?$")
+_FM_LINE = re.compile(r"^\s*(?:(?P<key>[A-Za-z_][\w\-]*)\s*:.*)?$")
+_FM_KEYS = {
+    "student", "student_id", "student-id", "id", "name", "author", "title", "date", "course", "email",
+    "assignment", "homework", "section", "group", "semester", "term", "class", "subject", "version",
+}
 
 
 def _front_matter(text: str) -> tuple[str, str | None]:
@@ -368,12 +379,18 @@ def _front_matter(text: str) -> tuple[str, str | None]:
         start += 1
     if start >= len(lines) or lines[start].strip() != "---":
         return text, None
+    keys: set[str] = set()
     for end in range(start + 1, min(len(lines), start + 42)):
         if lines[end].strip() == "---":
             break
-        if not _FM_LINE.match(lines[end]):
+        m = _FM_LINE.match(lines[end])
+        if not m:
             return text, None
+        if m.group("key"):
+            keys.add(m.group("key").lower())
     else:
+        return text, None
+    if not keys or not keys <= _FM_KEYS:  # "---" rules around answers are not metadata
         return text, None
     student = None
     for line in lines[start + 1 : end]:
@@ -542,8 +559,6 @@ def _display_names(paths: list[Path]) -> list[str]:
     if len(set(names)) == len(names):
         return names
     try:
-        import os
-
         common = Path(os.path.commonpath([str(p.resolve()) for p in paths]))
         return [str(p.resolve().relative_to(common)) for p in paths]
     except ValueError:
@@ -585,6 +600,9 @@ def parse_source(source: SubmissionSource, layout: Layout, *, max_bytes: int = 2
         except RecursionError:
             errors.append(f"{name}: the file is nested too deeply to read")
             continue
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not look like a crash to the TA
+            errors.append(f"{name}: internal parser error ({type(exc).__name__}: {exc}); please report this file")
+            continue
         results.append(result)
         read_files.append(str(path))
     if not results:
@@ -607,7 +625,7 @@ def parse_source(source: SubmissionSource, layout: Layout, *, max_bytes: int = 2
     unassigned = [u for r in results for u in r.unassigned]
     return Submission(
         student_id=student,
-        files=[str(p) for p in source.paths],
+        files=read_files,
         format=fmt,
         answers=answers,
         unassigned=unassigned,
@@ -646,7 +664,8 @@ _EMPH = r"(?:\*\*|__|\*|_)"
 _DECOR_RE = re.compile(r"#{1,6}[ \t]*|>[ \t]*|[-*+•·▪●◦‣–][ \t]+|\*\*|__|\*|_")
 _STRAY_RE = re.compile(r"[-*+•·▪●◦‣–—_=~#>]+")
 _HEAD_RE = re.compile(
-    r"(?P<kw>question|problem|exercise|task|answer|ans|q)[ \t]*\.?[ \t]*(?:\#[ \t]*)?(?P<num>\d{1,3})(?!\d)(?P<emph>" + _EMPH + r")?",
+    r"(?P<kw>question|problem|exercise|task|answer|ans|q)[ \t]*\.?[ \t]*(?:\#[ \t]*)?"
+    r"(?P<num>\d{1,3})(?!\d)(?P<emph>" + _EMPH + r")?",
     re.I | re.A,
 )
 _PART_AFTER_RE = re.compile(
@@ -758,7 +777,14 @@ def _match_line(s: str) -> _Label | None:
                     ok = _delimiter_ok(t, pm.end(), loose)
                 if ok:
                     rest = _rest(s, t, pm.end(), last_emph, pm.group("emph2") is not None)
-                    return _Label("question", num, letter, "qualified", True, rest)
+                    if pm.group("p1"):
+                        shape = "(x)"
+                    elif pm.group("close"):
+                        shape = "x)"
+                    else:
+                        after_letter = t[pm.end() : pm.end() + 1]
+                        shape = "x" + after_letter if after_letter in (":", ".") else "qualified"
+                    return _Label("question", num, letter, shape, True, rest)
         nxt = t[end : end + 1]
         after = t[end:].lstrip()
         if closed or heading or not after or after[:1] in ":.)-–—([" or nxt in ":.)-–—":
@@ -774,7 +800,8 @@ def _match_line(s: str) -> _Label | None:
         if m.group("d") == "." and _ABBREV_RE.match(t, m.end()):
             return None
         rest = _rest(s, t, m.end(), last_emph, m.group("emph") is not None)
-        return _Label("question", int(m.group("num")), letter, "numbered", True, rest)
+        shape = "(x)" if m.group("p1") else ("x" + m.group("d") if m.group("d") else "x)")
+        return _Label("question", int(m.group("num")), letter, "numbered " + shape, True, rest)
 
     m = _BARE_NUM_RE.match(t, pos)
     if m and not heading:  # "3." alone on its line: a heading only if it advances (checked by the caller)
@@ -948,7 +975,7 @@ def _segment_units(
                 continue
             last_qnum = lab.num  # type: ignore[assignment]
             if key is None:
-                if lab.shape == "numbered":  # "7b)" for a question we do not have: just text
+                if lab.shape.startswith("numbered"):  # "7b)" for a question we do not have: just text
                     cur.lines.append((i, raw))
                     continue
                 label = f"Question {lab.num}" + (f" {lab.letter}" if lab.letter else "")
@@ -964,7 +991,7 @@ def _segment_units(
                 continue
             if lab.letter in layout[key]:
                 part_idx, last_letter = layout[key].index(lab.letter), lab.letter
-                shape_by_q[key] = "qualified"
+                shape_by_q[key] = lab.shape.removeprefix("numbered ")
                 open_block(_Block("part", q=key, part=lab.letter, start=i))
                 if lab.rest:
                     cur.lines.append((i, lab.rest))

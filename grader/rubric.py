@@ -28,7 +28,7 @@ POINTS_TOLERANCE = 1e-6
 
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 NonEmptyText = Annotated[str, Field(min_length=1)]
-PositivePoints = Annotated[float, Field(gt=0)]
+PositivePoints = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class StrictModel(BaseModel):
@@ -249,6 +249,11 @@ class Part(StrictModel):
             if self.code is None:
                 raise ValueError("a code part needs a `code` section")
             _check_total("code case points", sum(c.points for c in self.code.cases), self.max_points)
+        for i, m in enumerate(self.misconceptions):
+            if m.penalty > self.max_points + POINTS_TOLERANCE:
+                raise ValueError(
+                    f"misconceptions[{i}].penalty ({m.penalty:g}) exceeds max_points ({self.max_points:g})"
+                )
         for i, ex in enumerate(self.exemplars):
             if ex.points > self.max_points + POINTS_TOLERANCE:
                 raise ValueError(f"exemplars[{i}].points ({ex.points:g}) exceeds max_points ({self.max_points:g})")
@@ -346,6 +351,8 @@ def _loc(loc: tuple[str | int, ...]) -> str:
 
 def _message(err: dict) -> str:
     msg: str = err["msg"]
+    if err["type"] == "string_type" and isinstance(err.get("input"), bool):
+        return "YAML read this as true/false (yes/no/on/off): quote it, e.g. 'yes'"
     msg = re.sub(r"^(Value error|Assertion failed), ", "", msg)
     if err["type"] == "extra_forbidden":
         return "unknown field (check its spelling or remove it)"
@@ -431,14 +438,21 @@ def load_rubric_dir(directory: Path | str) -> RubricSet:
 
 
 def _hash_files(rubrics: list[Rubric], sources: dict[str, Path]) -> str:
+    """Hash every rubric and reference file by its path relative to the rubric directory, in path order."""
     digest = hashlib.sha256()
-    files = set(sources.values())
+    files = {p.resolve() for p in sources.values()}
     for rubric in rubrics:
         for part in rubric.parts:
             if part.code is not None:
                 files.add((sources[rubric.id].parent / part.code.reference).resolve())
-    for path in sorted(files, key=lambda p: p.name):
-        digest.update(path.name.encode())
+    base = Path(next(iter(sources.values()))).resolve().parent if sources else Path(".")
+    def rel(path: Path) -> str:
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            return path.as_posix()
+    for path in sorted(files, key=rel):
+        digest.update(rel(path).encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")

@@ -71,6 +71,8 @@ class PartIndex:
     other_owner: list[str]
     config: ScoringConfig
     calibration: Calibration | None = None
+    misconception_words: list[set[str]] = field(default_factory=list)
+    """Per misconception, the content words it uses that the prompt and key points do not."""
 
 
 @dataclass
@@ -168,6 +170,7 @@ def build_indexes(rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | 
             other_vectors=encoder.encode(other_texts),
             other_owner=other_owner,
             config=config.for_part(part),
+            misconception_words=_misconception_words(rubric, part),
         )
     for index in indexes.values():
         exemplars = index.part.exemplars
@@ -175,6 +178,11 @@ def build_indexes(rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | 
             raws = [assess(index, ex.answer, encoder).raw_score for ex in exemplars]
             index.calibration = fit_calibration(raws, [ex.points / index.part.max_points for ex in exemplars])
     return indexes
+
+
+def _misconception_words(rubric: Rubric, part: Part) -> list[set[str]]:
+    background = " ".join([part_prompt(rubric, part)] + [t for kp in part.key_points for t in _group_texts(kp)])
+    return [lexical.distinctive_stems(" ".join(_group_texts(m)), background) for m in part.misconceptions]
 
 
 def _ramp(sim: float, low: float, high: float) -> float:
@@ -222,11 +230,16 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         other_arg = np.zeros(len(units), dtype=int)
         off_topic = np.zeros(len(units), dtype=bool)
 
-    # polarity-aware similarity of each unit to each misconception (a denied misconception is no misconception)
+    # Similarity of each unit to each misconception, kept only when the unit states it: not denied,
+    # and using at least one word that sets the misconception apart from the key points (a generic
+    # sentence on the topic sits close to every misconception in embedding space).
     mis_consistent = np.zeros((len(units), len(index.misconceptions)))
     for m, (group, sims) in enumerate(zip(index.misconceptions, mis_sims)):
+        distinctive = index.misconception_words[m]
         for u, unit in enumerate(units):
             t = int(np.argmax(sims[u]))
+            if distinctive and not (lexical.content_stems(unit.text) & distinctive):
+                continue
             if not lexical.contradicts(unit.text, group.texts[t]):
                 mis_consistent[u, m] = sims[u, t]
     mis_best_per_unit = mis_consistent.max(axis=1) if index.misconceptions else np.zeros(len(units))

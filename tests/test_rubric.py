@@ -168,3 +168,20 @@ def test_shipped_rubrics_validate_against_the_json_schema():
     schema = rubric_json_schema()
     for path in sorted(RUBRICS.glob("*.yaml")):
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_infinite_points_and_oversized_penalty_are_errors(tmp_path):
+    data = json.loads(json.dumps(MINIMAL))
+    data["parts"][0]["max_points"] = float("inf")
+    (problem,) = _problems(_write(tmp_path, data))
+    assert "parts[0].max_points: input should be a finite number" in problem
+    data = json.loads(json.dumps(MINIMAL))
+    data["parts"][0]["misconceptions"] = [{"label": "x", "text": "Wrong.", "penalty": 3}]
+    (problem,) = _problems(_write(tmp_path, data))
+    assert "misconceptions[0].penalty (3) exceeds max_points (2)" in problem
+
+
+def test_yaml_boolean_id_gets_a_hint(tmp_path):
+    text = yaml.safe_dump(MINIMAL).replace("id: a", "id: yes")
+    (problem,) = _problems(_write(tmp_path, text))
+    assert "parts[0].id: YAML read this as true/false" in problem and "quote it" in problem

@@ -71,17 +71,20 @@ def test_copies_question():
     assert not lexical.copies_question("No, momentum does not help on a convex loss.", prompt)
 
 
-def test_calibration_is_monotone_and_pinned():
+def test_calibration_is_monotone_pinned_and_moves_towards_the_ta():
     cal = fit_calibration([0.6, 0.3, 0.1, 0.5], [1.0, 0.5, 0.0, 0.4])
     assert cal is not None
     assert cal(0.0) == 0.0 and cal(1.0) == 1.0
-    assert cal(0.6) == pytest.approx(1.0)
+    # 5 of 6 exemplar pairs ranked as the TA did: tau 2/3, four exemplars: trust 4/6 * 2/3
+    assert cal.trust == pytest.approx(4 / 9, abs=1e-3)
+    assert cal(0.6) == pytest.approx(0.6 + cal.trust * 0.4)
     grid = [cal(x / 100) for x in range(101)]
     assert all(a <= b + 1e-12 for a, b in zip(grid, grid[1:]))
 
 
-def test_calibration_pools_violations_and_ignores_empty_reads():
-    cal = fit_calibration([0.4, 0.5, 0.0], [0.8, 0.6, 0.5])  # 0.5 scored lower than 0.4 by the TA
-    assert cal is not None and cal.n_exemplars == 2
-    assert cal(0.4) == pytest.approx(0.7) and cal(0.5) == pytest.approx(0.7)
+def test_calibration_is_not_trusted_when_the_scorer_misranks_exemplars():
+    cal = fit_calibration([0.4, 0.5, 0.0], [0.8, 0.6, 0.5])  # the TA ranks 0.5 below 0.4
+    assert cal is not None and cal.n_exemplars == 2  # the empty read (raw 0.0) is not used
+    assert cal.ys[1] == pytest.approx(0.7) and cal.ys[2] == pytest.approx(0.7)  # pooled
+    assert cal.trust == 0.0 and cal(0.45) == pytest.approx(0.45)
     assert fit_calibration([0.0, 0.01], [0.3, 0.2]) is None

@@ -1,0 +1,153 @@
+"""End to end through the CLI: what a TA and a student see, including broken input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from grader.cli import app
+from grader.report import ClassSummary, StudentReport
+
+from .conftest import ROOT, RUBRICS
+
+runner = CliRunner()
+SUBMISSIONS = ROOT / "submissions"
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def graded_samples(tmp_path_factory, written_grader):
+    out = tmp_path_factory.mktemp("out")
+    result = _run("grade", str(SUBMISSIONS), "--out", str(out), "--no-code")
+    return result, out
+
+
+def test_grade_writes_every_output_and_they_validate(graded_samples, rubrics):
+    result, out = graded_samples
+    assert result.exit_code == 0, result.output
+    students = {p.stem for p in (out / "reports").glob("*.json")}
+    assert len(students) >= 7
+    assert students == {p.stem for p in (out / "feedback").glob("*.md")}
+    for path in (out / "reports").glob("*.json"):
+        report = StudentReport.model_validate_json(path.read_text())
+        assert report.status == "graded"
+        assert report.rubric_sha256 == rubrics.sha256
+        assert [p.part_id for p in report.parts] == rubrics.part_ids()
+        assert 0 <= report.total <= report.max_total
+    summary = ClassSummary.model_validate_json((out / "summary.json").read_text())
+    assert summary.n_graded == len(students) and summary.n_failed == 0
+    with (out / "gradebook.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(students)
+    assert set(rubrics.part_ids()) | {"student_id", "total", "percent"} <= set(rows[0])
+    assert "graded" in result.output  # the summary table
+
+
+def test_student_feedback_never_reveals_the_reference_answer(graded_samples, rubrics):
+    _, out = graded_samples
+    references = [p.reference_answer for _, p in rubrics.parts()]
+    key_point_texts = [kp.text for _, p in rubrics.parts() for kp in p.key_points]
+    for path in (out / "feedback").glob("*.md"):
+        text = " ".join(path.read_text().split())
+        for secret in references + key_point_texts:
+            assert " ".join(secret.split()) not in text, (path.name, secret[:60])
+
+
+def test_weak_and_strong_students_are_ordered(graded_samples):
+    _, out = graded_samples
+    totals = {p.stem: StudentReport.model_validate_json(p.read_text()).total for p in (out / "reports").glob("*.json")}
+    assert totals["kim"] > totals["ortiz"] > totals["quinn"]
+    assert totals["patel"] > totals["quinn"]
+
+
+def test_missing_parts_and_unassigned_text_are_reported(graded_samples):
+    _, out = graded_samples
+    quinn = StudentReport.model_validate_json((out / "reports" / "quinn.json").read_text())
+    missing = [p for p in quinn.parts if p.status == "missing"]
+    assert missing and all(p.points == 0 and "No answer" in p.feedback[0] for p in missing)
+    assert quinn.unassigned, "quinn's preamble and unknown question must be kept"
+    md = (out / "feedback" / "quinn.md").read_text()
+    assert "Text not matched to any part" in md
+
+
+def test_a_broken_batch_grades_everyone_it_can(tmp_path, written_grader):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    shutil.copy(SUBMISSIONS / "kim.txt", batch / "good.txt")
+    (batch / "binary.txt").write_bytes(bytes(range(256)) * 40)
+    (batch / "empty.md").write_text("  \n\n")
+    (batch / "latin1.txt").write_bytes("Question 6\n- a) Oui, on peut ajouter des embeddings \u00e0 l'entr\u00e9e.\n".encode("latin-1"))
+    (batch / "huge.txt").write_text("Question 1\n- a) " + "word " * 1_100_000)
+    out = tmp_path / "out"
+    result = _run("grade", str(batch), "--out", str(out), "--no-code")
+    assert result.exit_code == 0, result.output
+    summary = ClassSummary.model_validate_json((out / "summary.json").read_text())
+    reasons = {f.student_id: f.error for f in summary.failures}
+    assert set(reasons) == {"binary", "empty", "huge"}
+    assert "binary" in reasons["binary"].lower()
+    assert "empty" in reasons["empty"].lower()
+    assert "MB" in reasons["huge"] and "--max-bytes" in reasons["huge"]
+    latin1 = StudentReport.model_validate_json((out / "reports" / "latin1.json").read_text())
+    assert latin1.status == "graded" and latin1.warnings
+    good = StudentReport.model_validate_json((out / "reports" / "good.json").read_text())
+    assert good.status == "graded" and good.total > 0
+    failed_md = (out / "feedback" / "binary.md").read_text()
+    assert "could not be graded" in failed_md
+
+
+def test_nothing_gradable_exits_nonzero(tmp_path, written_grader):
+    (tmp_path / "empty.txt").write_text("")
+    result = _run("grade", str(tmp_path), "--out", str(tmp_path / "out"), "--no-code")
+    assert result.exit_code == 1
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_graded"] == 0
+
+
+def test_invalid_rubrics_stop_before_grading_with_a_clear_message(tmp_path):
+    rubrics = tmp_path / "rubrics"
+    shutil.copytree(RUBRICS, rubrics)
+    path = rubrics / "q3.yaml"
+    path.write_text(path.read_text().replace("max_points: 5", "max_points: -5", 1))
+    result = runner.invoke(app, ["grade", str(SUBMISSIONS), "--rubrics", str(rubrics), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "q3.yaml: parts[0].max_points: input should be greater than 0" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+    result = runner.invoke(app, ["validate", str(rubrics)])
+    assert result.exit_code == 2 and "q3.yaml: parts[0].max_points" in result.output
+
+
+def test_validate_and_schema():
+    result = _run("validate", str(RUBRICS))
+    assert result.exit_code == 0 and result.output.startswith("OK: 10 rubrics")
+    schema = json.loads(_run("schema").output)
+    assert schema["title"].startswith("grader rubric")
+
+
+def test_check_json_prints_one_report(written_grader):
+    result = _run("check", str(SUBMISSIONS / "lee.md"), "--json", "--no-code")
+    assert result.exit_code == 0
+    report = StudentReport.model_validate_json(result.stdout)
+    assert report.student_id == "lee" and report.status == "graded"
+
+
+def test_check_prints_per_part_points_and_feedback(written_grader):
+    result = _run("check", str(SUBMISSIONS / "lee.md"), "--no-code")
+    assert result.exit_code == 0
+    assert "q3.a" in result.output and "feedback" in result.output
+    assert "Check this claim" in result.output  # lee's Q3 misconception is called out
+
+
+def test_check_on_a_broken_file_says_why(tmp_path):
+    bad = tmp_path / "me.txt"
+    bad.write_bytes(b"\x00\x01\x02binary")
+    result = runner.invoke(app, ["check", str(bad), "--no-code"])
+    assert result.exit_code == 1
+    assert "Could not grade me" in result.output

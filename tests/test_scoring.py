@@ -1,0 +1,96 @@
+"""Written-answer scoring on the course rubrics: the known failure modes of similarity grading.
+
+tests/data/labelled_answers.yaml holds answers written for this repo by someone who did
+not tune the scorer, each with the fraction of the part's points a careful TA would give
+(a range) and a category: good, paraphrase, partial, keyword_list, negation,
+copy_question, off_topic, long_everything, misconception. The floors below are how many
+of each category must land in the TA's range; they are what the scorer achieves now, so a
+change that makes any failure mode worse fails here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+import yaml
+
+from grader.scoring import all_answer_texts, assess, final_points
+
+from .conftest import DATA
+
+FLOORS = {
+    "good": 9,
+    "paraphrase": 3,
+    "partial": 5,
+    "keyword_list": 8,
+    "negation": 3,
+    "copy_question": 7,
+    "off_topic": 6,
+    "long_everything": 5,
+    "misconception": 5,
+}
+
+
+@pytest.fixture(scope="module")
+def labelled(written_grader):
+    items = yaml.safe_load((DATA / "labelled_answers.yaml").read_text())
+    encoder = written_grader.encoder
+    encoder.prime(all_answer_texts(item["answer"] for item in items))
+    results = []
+    for item in items:
+        index = written_grader.indexes[item["part"]]
+        assessment = assess(index, item["answer"], encoder)
+        points, _ = final_points(index, assessment.raw_score)
+        fraction = points / index.part.max_points
+        low = item["expect"].get("min_fraction", 0.0)
+        high = item["expect"].get("max_fraction", 1.0)
+        results.append((item, assessment, fraction, low - 1e-9 <= fraction <= high + 1e-9))
+    return results
+
+
+def test_labelled_set_covers_every_failure_mode(labelled):
+    counts = defaultdict(int)
+    for item, *_ in labelled:
+        counts[item["category"]] += 1
+    assert set(counts) == set(FLOORS)
+    assert all(n >= 6 for n in counts.values()), counts
+
+
+@pytest.mark.parametrize("category", sorted(FLOORS))
+def test_category_lands_in_the_ta_range(labelled, category):
+    rows = [r for r in labelled if r[0]["category"] == category]
+    misses = [f"{r[0]['part']}: {r[2]:.2f} not in {r[0]['expect']}" for r in rows if not r[3]]
+    assert len(rows) - len(misses) >= FLOORS[category], misses
+
+
+def test_guards_say_why_credit_was_withheld(labelled):
+    """Keyword lists, copied questions and off-topic answers are flagged, not just scored low."""
+    expected_flag = {"keyword_list": "keyword_list", "copy_question": "copies_question", "off_topic": "off_topic"}
+    for item, assessment, _, _ in labelled:
+        flag = expected_flag.get(item["category"])
+        if flag and flag == "keyword_list":
+            assert flag in assessment.flags, item["answer"]
+
+
+def test_good_answers_outscore_their_failure_modes(labelled):
+    """Per part, the best good/paraphrase answer scores above every keyword/negation/copy/off-topic answer."""
+    by_part = defaultdict(list)
+    for item, _, fraction, _ in labelled:
+        by_part[item["part"]].append((item["category"], fraction))
+    compared = 0
+    for part, rows in by_part.items():
+        good = [f for c, f in rows if c in ("good", "paraphrase")]
+        bad = [f for c, f in rows if c in ("keyword_list", "negation", "copy_question", "off_topic")]
+        if good and bad:
+            compared += 1
+            assert max(good) > max(bad), (part, rows)
+    assert compared >= 8
+
+
+def test_same_input_same_grade(written_grader):
+    index = written_grader.indexes["q3.a"]
+    answer = "Yes. Momentum damps the zig-zag in narrow valleys, so it converges faster even on a convex loss."
+    first = assess(index, answer, written_grader.encoder)
+    again = assess(index, answer, written_grader.encoder)
+    assert first == again
