@@ -58,6 +58,7 @@ import numpy as np
 from grader.report import CodeCaseResult, CodeResult, PartResult
 from grader.rubric import CodeCase, CodeSpec, Part, Rubric, RubricSet, TensorInput
 from grader.sandbox import (
+    EXIT_RESULT_CHANNEL,
     Arg,
     Job,
     JobCase,
@@ -78,6 +79,8 @@ __all__ = [
     "select_code",
     "UNSANDBOXED_WARNING",
 ]
+
+MAX_CODE_BYTES = 1_000_000
 
 UNSANDBOXED_WARNING = (
     "UNSANDBOXED: this code ran WITHOUT isolation (--allow-unsandboxed): it could read files, "
@@ -257,8 +260,11 @@ def find_forbidden(code: str, forbidden: list[str]) -> list[tuple[str, int]]:
             return f"{base}.{call.args[1].value}"
         return None
 
+    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
+            if id(node) in inner:  # judge only the whole chain: torch.autograd.no_grad, not torch.autograd
+                continue
             d = dotted_of(node)
             if d:
                 hit(d, node.lineno)
@@ -759,7 +765,7 @@ class CodeGrader:
             max_points=part.max_points,
             raw_score=0.0,
             confidence=1.0,
-            code=CodeResult(entry_point=part.code.entry_point, sandbox="UNSANDBOXED" if self.unsandboxed else "bubblewrap"),
+            code=CodeResult(entry_point=part.code.entry_point, sandbox="not run"),
             warnings=warnings,
         )
 
@@ -782,6 +788,12 @@ class CodeGrader:
             res.feedback = [f"No Python code found in the answer. Put your function {sig} in a ```python code block (or a notebook code cell / a .py file for this part)."]
             res.code.outcome = "no_code"  # type: ignore[union-attr]
             res.code.cases = self._not_run_cases(spec, "not run: no code found", "not_run")  # type: ignore[union-attr]
+            return res
+        if len(src.text) > MAX_CODE_BYTES:
+            res = self._base(rubric, part)
+            res.feedback = [f"Your code is too long to grade ({len(src.text):,} characters; the limit is {MAX_CODE_BYTES:,})."]
+            res.code.outcome = "too_large"  # type: ignore[union-attr]
+            res.code.cases = self._not_run_cases(spec, "not run: the code is too long", "not_run")  # type: ignore[union-attr]
             return res
         try:
             hits = find_forbidden(src.text, spec.forbidden)
@@ -862,7 +874,6 @@ class CodeGrader:
         cr.wall_s = round(run.wall_s, 4)
         cr.process_status = run.status
         notes = [f"Note: {n}." for n in src.notes]
-        limit_s = spec.time_limit_s
 
         if run.status in ("sandbox_died", "sandbox_error"):
             res.status = "error"
@@ -892,6 +903,11 @@ class CodeGrader:
 
         # the process-level reason, for cases that did not report
         proc_code, proc_msg = self._process_reason(run, spec)
+        if proc_code == "ok" and not any(e.get("event") == "done" for e in events):
+            if not run.stream_complete:
+                proc_code, proc_msg = "no_result", "sent back data the grader could not read (did your code write to or close file descriptor 3?)"
+            elif load is None and no_entry is None:
+                proc_code, proc_msg = "exited", "ended the Python process before returning (exit code 0); do not call exit() or os._exit()"
 
         if load is not None:
             exc = load.get("exc") or {}
@@ -931,7 +947,6 @@ class CodeGrader:
         stopped_at: str | None = None
         for prep in preps:
             c = prep.case
-            label = _case_label(c)
             ev = case_events.get(c.name)
             if ev is None:
                 if c.name in started and stopped_at is None:
@@ -1024,6 +1039,8 @@ class CodeGrader:
         if run.status == "signal":
             code, text = _SIGNAL_TEXT.get(run.signal_name or "", ("crashed", f"was killed by signal {run.signal_name}"))
             return code, text.format(limit=spec.time_limit_s, file_mb=Limits().max_file_mb)
+        if run.status == "exit" and run.exit_code == EXIT_RESULT_CHANNEL:
+            return "no_result", "closed the grader's result channel (file descriptor 3), so no result came back"
         if run.status == "exit":
             return "exited", f"ended the Python process (exit code {run.exit_code}); do not call exit() or os._exit()"
         return "no_result", "produced no result"

