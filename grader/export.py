@@ -75,10 +75,9 @@ def feedback_markdown(report: StudentReport) -> str:
         lines.append("")
         for line in p.feedback:
             lines.append(f"- {line}")
-        if p.code is not None:
-            for case in p.code.cases:
-                mark = "passed" if case.passed else "failed"
-                lines.append(f"- case `{case.name}`: {mark} ({case.points:g}/{case.max_points:g}): {case.reason}")
+        if p.code is not None and p.code.cases:
+            passed = ", ".join(f"`{c.name}` {'passed' if c.passed else 'failed'}" for c in p.code.cases)
+            lines.append(f"- Test cases: {passed}.")
         for w in p.warnings:
             lines.append(f"- _Note: {w}_")
         lines.append("")
