@@ -55,8 +55,9 @@ def stem(word: str) -> str:
     return word
 
 
-def content_stems(text: str) -> set[str]:
-    return {stem(w) for w in words(text) if w not in FUNCTION_WORDS and w not in NEGATION_CUES and len(w) > 1}
+@lru_cache(maxsize=1 << 16)
+def content_stems(text: str) -> frozenset[str]:
+    return frozenset({stem(w) for w in words(text) if w not in FUNCTION_WORDS and w not in NEGATION_CUES and len(w) > 1})
 
 
 _NO_PREDICATE = frozenset("is are was were be been has have had there gives give makes make".split())
@@ -67,6 +68,7 @@ MIN_ALIGNED_WORDS = 2
 MIN_ALIGNED_OVERLAP = 0.6
 
 
+@lru_cache(maxsize=1 << 16)
 def negated(text: str) -> bool:
     """Does the text deny something? Presence, not parity: "X does not A and does not B" denies.
 
@@ -90,6 +92,7 @@ def clauses(text: str) -> list[str]:
     return parts or [text]
 
 
+@lru_cache(maxsize=1 << 16)
 def contradicts(student: str, reference: str) -> bool:
     """True when the student denies what the reference asserts, or asserts what it denies.
 
@@ -132,6 +135,7 @@ def _prose_words(text: str) -> list[str]:
     return [w for w in words(re.sub(r"\S*[_^\\=]\S*", " ", text)) if len(w) > 1 and w.isalpha()]
 
 
+@lru_cache(maxsize=1 << 16)
 def is_keyword_list(unit: str) -> bool:
     """A run of terms with no claim: several comma-separated items and almost no grammar.
 
@@ -148,6 +152,7 @@ def is_keyword_list(unit: str) -> bool:
     return len(toks) >= 6 and grammar < 0.08 and ":" not in unit
 
 
+@lru_cache(maxsize=1 << 16)
 def is_fragment(unit: str) -> bool:
     """A short verbless noun phrase ("Condition number."), a keyword when many of them stand in a row."""
     toks = words(unit)
@@ -162,6 +167,7 @@ def _bigrams(text: str) -> set[tuple[str, str]]:
 ANSWER_WORDS = frozenset("yes no not never".split())
 
 
+@lru_cache(maxsize=1 << 16)
 def copies_question(unit: str, prompt: str) -> bool:
     """The unit asks the question back or restates it: it brings (almost) nothing the prompt lacks.
 

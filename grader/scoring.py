@@ -217,6 +217,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     n_sentences = len(sentences)
     vectors = encoder.encode([u.text for u in units])
     decimals = cfg.similarity_decimals
+    mis_floor = cfg.misconception_threshold - cfg.misconception_ramp
 
     kp_sims = [np.round(vectors @ g.vectors.T, decimals) for g in index.key_points]  # (units, texts) each
     mis_sims = [np.round(vectors @ g.vectors.T, decimals) for g in index.misconceptions]
@@ -238,6 +239,8 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         distinctive = index.misconception_words[m]
         for u, unit in enumerate(units):
             t = int(np.argmax(sims[u]))
+            if sims[u, t] < mis_floor:
+                continue  # too far to cost anything; skip the word checks
             if distinctive and not (lexical.content_stems(unit.text) & distinctive):
                 continue
             if not lexical.contradicts(unit.text, group.texts[t]):
@@ -245,7 +248,6 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     mis_best_per_unit = mis_consistent.max(axis=1) if index.misconceptions else np.zeros(len(units))
 
     mid = (cfg.match_low + cfg.match_high) / 2
-    mis_floor = cfg.misconception_threshold - cfg.misconception_ramp
     kp_results: list[KeyPointResult] = []
     kp_consistent_best = np.zeros(len(units))
     credits: list[float] = []
@@ -265,7 +267,8 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
                 flags.append("copies_question")
             if off_topic[u]:
                 flags.append("off_topic")
-            negated = lexical.contradicts(unit.text, group.texts[t])
+            # below match_low a unit neither earns credit nor denies anything worth reporting
+            negated = sim >= cfg.match_low and lexical.contradicts(unit.text, group.texts[t])
             if negated:
                 flags.append("negated")
                 if not (unit.keyword_list or unit.copies_question or off_topic[u]):

@@ -9,6 +9,7 @@ LaTeX markup rewritten into words the encoder has seen (``\\frac{a}{b}`` -> ``a 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 MAX_UNIT_WORDS = 60
 """Longer sentences are cut at ';' or ':' so one run-on sentence cannot align with every key point."""
@@ -99,6 +100,11 @@ def split_sentences(text: str) -> list[str]:
 
     Units with no letters or digits (a stray "-", a page number) are dropped.
     """
+    return list(_split_cached(text))
+
+
+@lru_cache(maxsize=1 << 14)
+def _split_cached(text: str) -> tuple[str, ...]:
     text = _FENCE.sub("\n\n", text.replace("\f", "\n"))
     units: list[str] = []
     pos = 0
@@ -110,7 +116,7 @@ def split_sentences(text: str) -> list[str]:
                 units.append(math)
         pos = match.end()
     units.extend(_prose_units(text[pos:]))
-    return [u for u in (_clean(u) for u in units) if re.search(r"[A-Za-z0-9]", u)]
+    return tuple(u for u in (_clean(u) for u in units) if re.search(r"[A-Za-z0-9]", u))
 
 
 def _prose_units(text: str) -> list[str]:
