@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -72,10 +71,24 @@ def _load_rubrics(directory: Path | None) -> RubricSet:
         raise typer.Exit(2) from None
 
 
-def _make_grader(rubrics: RubricSet, model: str, max_bytes: int, no_code: bool, unsandboxed: bool):  # noqa: ANN202
+CacheDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--cache-dir", help="Embedding/result cache [default: $GRADER_CACHE_DIR or ~/.cache/grader]."),
+]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Keep nothing on disk between runs.")]
+
+
+def _make_grader(  # noqa: ANN202
+    rubrics: RubricSet, model: str, max_bytes: int, no_code: bool, unsandboxed: bool,
+    cache_dir: Path | None = None, no_cache: bool = False, chunk_size: int = 64,
+):
+    from grader.cache import default_cache_dir
     from grader.pipeline import GradeOptions, Grader
 
-    options = GradeOptions(model=model, max_bytes=max_bytes, run_code=not no_code, allow_unsandboxed=unsandboxed)
+    options = GradeOptions(
+        model=model, max_bytes=max_bytes, run_code=not no_code, allow_unsandboxed=unsandboxed,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()), chunk_size=chunk_size,
+    )
     try:
         return Grader(rubrics, options)
     except ModelNotFound as exc:
@@ -92,13 +105,22 @@ def grade(
     max_bytes: MaxBytesOption = 2_000_000,
     no_code: NoCodeOption = False,
     allow_unsandboxed: UnsandboxedOption = False,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Regrade everyone, even students whose report in OUT is still current.")
+    ] = False,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=1, help="Students encoded and written together (memory vs. speed).")
+    ] = 64,
 ) -> None:
-    """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json."""
-    from grader.export import write_outputs
-    from grader.parsing import discover
-    from grader.pipeline import summarize
+    """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json.
 
-    started = time.perf_counter()
+    Reports are written as students finish; a run that was interrupted resumes where it stopped.
+    """
+    from grader.batch import run_batch
+    from grader.parsing import discover
+
     missing = [p for p in submissions if not p.exists()]
     if missing:
         err.print(f"[bold red]Not found:[/] {', '.join(map(str, missing))}")
@@ -110,18 +132,21 @@ def grade(
     if not sources:
         err.print("[bold red]No submissions found[/] in " + ", ".join(map(str, submissions)))
         raise typer.Exit(1)
-    with _make_grader(rubric_set, model, max_bytes, no_code, allow_unsandboxed) as grader:
+    with _make_grader(rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, chunk_size) as grader:
         with Progress(
             TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
             TimeElapsedColumn(), console=err, transient=False,
         ) as bar:
             task = bar.add_task("", total=len(sources))
-            reports = grader.grade_sources(sources, progress=lambda sid: bar.update(task, advance=1, description=sid))
-        summary = summarize(reports, rubric_set, grader.encoder.identity, time.perf_counter() - started)
-    write_outputs(out_dir, reports, summary, rubric_set)
-    _print_summary(reports, summary)
+            outcome = run_batch(
+                grader, sources, out_dir, resume=not fresh,
+                progress=lambda sid: bar.update(task, advance=1, description=sid),
+            )
+    _print_summary(outcome.reports, outcome.summary)
+    if outcome.reused:
+        out.print(f"{outcome.reused} report(s) were still current and kept (--fresh regrades them).")
     out.print(f"Reports written to {out_dir}/ (reports/, feedback/, gradebook.csv, summary.json)")
-    if summary.n_graded == 0:
+    if outcome.summary.n_graded == 0:
         raise typer.Exit(1)
 
 
@@ -147,6 +172,8 @@ def check(
     max_bytes: MaxBytesOption = 2_000_000,
     no_code: NoCodeOption = False,
     allow_unsandboxed: UnsandboxedOption = False,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Self-check one submission: per-part points and feedback."""
     from grader.export import report_json
@@ -160,7 +187,7 @@ def check(
     if len(sources) != 1:
         err.print(f"[bold red]Expected one submission in {file}, found {len(sources)}.[/]")
         raise typer.Exit(2)
-    with _make_grader(rubric_set, model, max_bytes, no_code, allow_unsandboxed) as grader:
+    with _make_grader(rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache) as grader:
         (report,) = grader.grade_sources(sources)
     if as_json:
         sys.stdout.write(report_json(report) + "\n")
@@ -220,8 +247,8 @@ def eval_(
         Optional[str], typer.Option("--split", help="Evaluate only this split (e.g. test-unseen-answers, UQ) [default: all rows].")
     ] = None,
     keypoints: Annotated[
-        str, typer.Option("--keypoints", help="Key points per question: whole (the reference answer) or sentences.")
-    ] = "whole",
+        str, typer.Option("--keypoints", help="Key points per question: sentences (one per reference sentence) or whole.")
+    ] = "sentences",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
     limit: Annotated[
         Optional[int], typer.Option("--limit", help="Evaluate a seeded sample of N rows (and fit on at most N train rows).")

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from grader.cache import Cache
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -82,22 +87,41 @@ _MEMO: dict[str, dict[str, np.ndarray]] = {}
 
 
 class Encoder:
-    """Encodes texts to unit-norm float32 vectors, remembering every text it has seen this process."""
+    """Encodes texts to unit-norm float32 vectors; each distinct text is encoded once.
 
-    def __init__(self, model: str | Path | None = None, *, device: str | None = None, batch_size: int = 64):
+    Lookups go memory, then the on-disk cache (when given), then the model, in one
+    batched call for everything new. The in-memory store can be trimmed between
+    chunks of a batch (`trim`) so memory stays bounded however many students there
+    are; pinned texts (the rubrics') always stay.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int = 64,
+        cache: "Cache | None" = None,
+    ):
         self.path = resolve_model_path(model)
         self.device = device or default_device()
         self.batch_size = batch_size
         self.identity = model_identity(self.path, DEFAULT_MODEL if model in (None, DEFAULT_MODEL) else None)
+        self.cache = cache
         self._memo = _MEMO.setdefault(self.identity, {})
+        self._pinned: set[str] = set()
         self.n_encoded = 0
-        """How many texts this encoder actually ran through the model (not served from memory)."""
+        """How many texts this encoder ran through the model (not served from memory or disk)."""
+        self.n_from_disk = 0
+        self.encode_s = 0.0
+        """Seconds spent in the model (the encoder's share of a run's wall time)."""
 
     @property
     def model(self):  # noqa: ANN201
         return _load(str(self.path), self.device)
 
     def _encode_new(self, texts: list[str]) -> np.ndarray:
+        started = time.perf_counter()
         vectors = self.model.encode(
             texts,
             batch_size=self.batch_size,
@@ -105,16 +129,30 @@ class Encoder:
             normalize_embeddings=True,
             show_progress_bar=False,
         )
+        self.encode_s += time.perf_counter() - started
         self.n_encoded += len(texts)
         return np.asarray(vectors, dtype=np.float32)
 
-    def prime(self, texts: Iterable[str]) -> None:
-        """Encode every text not seen yet, in one batched call."""
-        new = sorted({t for t in texts if t not in self._memo})
+    def prime(self, texts: Iterable[str], *, pin: bool = False) -> None:
+        """Make every text's vector available: from memory, from disk, or encoded in one batch."""
+        wanted = set(texts)
+        if pin:
+            self._pinned |= wanted
+        new = sorted(t for t in wanted if t not in self._memo)
         if not new:
             return
-        for text, vec in zip(new, self._encode_new(new)):
+        if self.cache is not None:
+            found = self.cache.get_vectors(self.identity, new)
+            self._memo.update(found)
+            self.n_from_disk += len(found)
+            new = [t for t in new if t not in found]
+        if not new:
+            return
+        vectors = self._encode_new(new)
+        for text, vec in zip(new, vectors):
             self._memo[text] = vec
+        if self.cache is not None:
+            self.cache.put_vectors(self.identity, zip(new, vectors))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for texts, shape (len(texts), dim); unseen texts are encoded together first."""
@@ -122,6 +160,14 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([self._memo[t] for t in texts])
+
+    def trim(self, keep: int) -> None:
+        """Forget the oldest unpinned vectors beyond `keep` (the disk cache still has them)."""
+        excess = len(self._memo) - len(self._pinned) - keep
+        if excess <= 0:
+            return
+        for text in [t for t in self._memo if t not in self._pinned][:excess]:
+            del self._memo[text]
 
     @property
     def dimension(self) -> int:

@@ -95,10 +95,8 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def write_outputs(out: Path, reports: Sequence[StudentReport], summary: ClassSummary, rubrics: RubricSet) -> None:
-    """OUT/reports/<student>.json, OUT/feedback/<student>.md, OUT/gradebook.csv, OUT/summary.json."""
-    for report in reports:
-        write_student(out, report)
+def write_summary(out: Path, reports: Sequence[StudentReport], summary: ClassSummary, rubrics: RubricSet) -> None:
+    """The class-level files: OUT/gradebook.csv and OUT/summary.json."""
     atomic_write(out / "gradebook.csv", gradebook_csv(reports, rubrics))
     atomic_write(out / "summary.json", ClassSummary.model_validate(summary.model_dump()).model_dump_json(indent=2))
 

@@ -7,22 +7,32 @@ it never stops the batch.
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from grader import __version__
+from grader.cache import Cache, digest
 from grader.embedding import DEFAULT_MODEL, Encoder
 from grader.feedback import MISSING, written_feedback
 from grader.parsing import discover, parse_source
 from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing
 from grader.rubric import Part, Rubric, RubricSet
-from grader.scoring import PartIndex, ScoringConfig, all_answer_texts, assess, build_indexes, final_points
+from grader.scoring import (
+    PartIndex,
+    ScoringConfig,
+    all_answer_texts,
+    assess,
+    background_sentences,
+    build_indexes,
+    final_points,
+)
 from grader.submission import Layout, Submission, SubmissionError, SubmissionSource
 
 Progress = Callable[[str], None]
@@ -36,10 +46,27 @@ class GradeOptions(BaseModel):
     run_code: bool = Field(default=True, description="Run code parts in the sandbox (else report them ungraded).")
     allow_unsandboxed: bool = Field(default=False, description="Run student code even where isolation is missing.")
     code_workers: int = Field(default=1, ge=1)
+    cache_dir: Path | None = Field(default=None, description="Embedding and result cache (SQLite); None: memory only.")
+    chunk_size: int = Field(default=64, ge=1, description="Students parsed, encoded and reported together.")
+    memo_limit: int = Field(default=50_000, ge=0, description="Student-text vectors kept in memory between chunks.")
 
 
 def layout_of(rubrics: RubricSet) -> Layout:
     return {r.id: [p.id for p in r.parts] for r in rubrics.rubrics}
+
+
+def source_sha256(source: SubmissionSource) -> str:
+    """Hash of a submission's files (names and bytes), to tell whether an earlier report still applies."""
+    h = hashlib.sha256()
+    for path in sorted(source.paths):
+        h.update(path.name.encode())
+        h.update(b"\0")
+        try:
+            h.update(path.read_bytes())
+        except OSError as exc:  # unreadable: the parser reports it; the hash just must not match a good run
+            h.update(f"unreadable: {exc}".encode())
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 def _missing(part_id: str, part: Part) -> PartResult:
@@ -76,6 +103,21 @@ def written_result(index: PartIndex, text: str, encoder: Encoder) -> PartResult:
     )
 
 
+def part_key(index: PartIndex, rubrics: RubricSet, encoder: Encoder) -> bytes:
+    """Everything a written part's result depends on, except the answer: a rubric edit elsewhere keeps it.
+
+    The part's own definition, its question stem, the other questions' reference sentences
+    (the off-topic contrast), the scoring settings, the model and the grader version.
+    """
+    background = [
+        t for r, p in rubrics.parts() if p.kind == "written" and r.id != index.rubric.id for t in background_sentences(p)
+    ]
+    return digest(
+        __version__, encoder.identity, index.config.model_dump_json(), index.rubric.question or "",
+        index.part.model_dump_json(), "\n".join(background),
+    )
+
+
 @dataclass
 class _Pending:
     """A student between scoring and reporting: written parts done, code parts possibly still running."""
@@ -85,7 +127,20 @@ class _Pending:
     parts: dict[str, PartResult | Future]
     timing: Timing
     started: float
-    warnings: list[str] = field(default_factory=list)
+    input_sha256: str
+
+
+@dataclass
+class RunStats:
+    """Where a run's time went, for benchmarks and the end-of-run summary."""
+
+    parse_s: float = 0.0
+    encode_s: float = 0.0
+    score_s: float = 0.0
+    code_wait_s: float = 0.0
+    n_students: int = 0
+    n_parts_scored: int = 0
+    n_parts_from_cache: int = 0
 
 
 class Grader:
@@ -97,9 +152,12 @@ class Grader:
     def __init__(self, rubrics: RubricSet, options: GradeOptions | None = None, encoder: Encoder | None = None):
         self.rubrics = rubrics
         self.options = options or GradeOptions()
-        self.encoder = encoder or Encoder(self.options.model)
+        self.cache = Cache(self.options.cache_dir) if self.options.cache_dir else None
+        self.encoder = encoder or Encoder(self.options.model, cache=self.cache)
         self.indexes = build_indexes(rubrics, self.encoder, self.options.scoring)
+        self.part_keys = {pid: part_key(ix, rubrics, self.encoder) for pid, ix in self.indexes.items()}
         self.layout = layout_of(rubrics)
+        self.stats = RunStats()
         self._code = None
 
     # -- code parts -------------------------------------------------------------------------------
@@ -116,6 +174,9 @@ class Grader:
         if self._code is not None:
             self._code.close()
             self._code = None
+        if self.cache is not None:
+            self.cache.close()
+            self.cache = None
 
     def __enter__(self) -> "Grader":
         return self
@@ -139,7 +200,7 @@ class Grader:
     def parse(self, source: SubmissionSource) -> Submission:
         return parse_source(source, self.layout, max_bytes=self.options.max_bytes)
 
-    def _failed(self, source: SubmissionSource, error: str, started: float) -> StudentReport:
+    def _failed(self, source: SubmissionSource, error: str, started: float, input_sha256: str) -> StudentReport:
         return StudentReport(
             student_id=source.student_id,
             files=[str(p) for p in source.paths],
@@ -150,66 +211,110 @@ class Grader:
             grader_version=__version__,
             rubric_sha256=self.rubrics.sha256,
             model=self.encoder.identity,
+            input_sha256=input_sha256,
         )
+
+    def _parse_one(self, source: SubmissionSource) -> _Pending | StudentReport:
+        started = time.perf_counter()
+        input_sha256 = source_sha256(source)
+        try:
+            submission = self.parse(source)
+        except SubmissionError as exc:
+            return self._failed(source, str(exc), started, input_sha256)
+        except Exception as exc:  # a parser bug must not cost the batch: report it for this student
+            return self._failed(source, f"internal parser error: {type(exc).__name__}: {exc}", started, input_sha256)
+        timing = Timing(parse_s=round(time.perf_counter() - started, 4))
+        return _Pending(source, submission, {}, timing, started, input_sha256)
+
+    def _parse_chunk(self, sources: Sequence[SubmissionSource]) -> list[_Pending | StudentReport]:
+        started = time.perf_counter()
+        parsed = [self._parse_one(s) for s in sources]
+        self.stats.parse_s += time.perf_counter() - started
+        return parsed
+
+    def _score_written(self, pending: Sequence[_Pending]) -> None:
+        """Score every written answer of a chunk: cached results first, then one encode for the rest."""
+        started = time.perf_counter()
+        jobs: list[tuple[_Pending, str, str, bytes]] = []
+        for item in pending:
+            for answer in item.submission.answers:
+                if answer.part_id in self.indexes:
+                    key = digest(self.part_keys[answer.part_id], answer.text)
+                    jobs.append((item, answer.part_id, answer.text, key))
+        cached = self.cache.get_results([j[3] for j in jobs]) if self.cache else {}
+        todo = [j for j in jobs if j[3] not in cached]
+        encode_before = self.encoder.encode_s
+        self.encoder.prime(all_answer_texts((j[2] for j in todo), self.options.scoring.window))
+        fresh: list[tuple[bytes, str]] = []
+        for item, part_id, text, key in jobs:
+            if key in cached:
+                result = PartResult.model_validate_json(cached[key])
+                self.stats.n_parts_from_cache += 1
+            else:
+                result = written_result(self.indexes[part_id], text, self.encoder)
+                fresh.append((key, result.model_dump_json()))
+                self.stats.n_parts_scored += 1
+            item.parts[part_id] = result
+        if self.cache and fresh:
+            self.cache.put_results(fresh)
+        encoded = self.encoder.encode_s - encode_before
+        self.stats.encode_s += encoded
+        elapsed = time.perf_counter() - started
+        self.stats.score_s += elapsed - encoded
+        for item in pending:
+            item.timing.score_s = round(elapsed / max(len(pending), 1), 4)
+
+    def grade_stream(
+        self, sources: Sequence[SubmissionSource], progress: Progress | None = None
+    ) -> Iterator[StudentReport]:
+        """Grade students chunk by chunk, yielding each report as soon as it is complete.
+
+        While one chunk is encoded, the next is parsed on a second thread and the chunk's code
+        answers run in the sandbox; memory holds one chunk (plus the rubrics), however many students.
+        """
+        size = self.options.chunk_size
+        chunks = [list(sources[i : i + size]) for i in range(0, len(sources), size)]
+        if not chunks:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grader-parse") as parser:
+            upcoming = parser.submit(self._parse_chunk, chunks[0])
+            for k in range(len(chunks)):
+                parsed = upcoming.result()
+                if k + 1 < len(chunks):
+                    upcoming = parser.submit(self._parse_chunk, chunks[k + 1])
+                pending = [p for p in parsed if isinstance(p, _Pending)]
+                for item in pending:  # code first: the sandbox works while the encoder does
+                    for rubric, part in self.rubrics.parts():
+                        if part.kind == "code":
+                            item.parts[rubric.qualified(part)] = self._submit_code(rubric, part, item.submission)
+                self._score_written(pending)
+                for entry in parsed:
+                    report = entry if isinstance(entry, StudentReport) else self._finish(entry)
+                    self.stats.n_students += 1
+                    if progress:
+                        progress(report.student_id)
+                    yield report
+                self.encoder.trim(self.options.memo_limit)
 
     def grade_sources(self, sources: Sequence[SubmissionSource], progress: Progress | None = None) -> list[StudentReport]:
-        """Grade many students; written text of the whole batch is encoded in one pass."""
-        parsed: list[_Pending | StudentReport] = []
-        for source in sources:
-            started = time.perf_counter()
-            try:
-                submission = self.parse(source)
-            except SubmissionError as exc:
-                parsed.append(self._failed(source, str(exc), started))
-                continue
-            except Exception as exc:  # a parser bug must not cost the batch: report it for this student
-                parsed.append(self._failed(source, f"internal parser error: {type(exc).__name__}: {exc}", started))
-                continue
-            timing = Timing(parse_s=round(time.perf_counter() - started, 4))
-            parsed.append(_Pending(source, submission, {}, timing, started))
-
-        pending = [p for p in parsed if isinstance(p, _Pending)]
-        window = self.options.scoring.window
-        self.encoder.prime(
-            all_answer_texts(
-                (a.text for p in pending for a in p.submission.answers if a.part_id in self.indexes), window
-            )
-        )
-        for item in pending:
-            t0 = time.perf_counter()
-            for rubric, part in self.rubrics.parts():
-                part_id = rubric.qualified(part)
-                if part.kind == "code":
-                    item.parts[part_id] = self._submit_code(rubric, part, item.submission)
-                    continue
-                answer = item.submission.answer(part_id)
-                item.parts[part_id] = (
-                    written_result(self.indexes[part_id], answer.text, self.encoder) if answer else _missing(part_id, part)
-                )
-            item.timing.score_s = round(time.perf_counter() - t0, 4)
-
-        reports: list[StudentReport] = []
-        for entry in parsed:
-            if isinstance(entry, StudentReport):
-                reports.append(entry)
-            else:
-                reports.append(self._finish(entry))
-            if progress:
-                progress(reports[-1].student_id)
-        return reports
+        """Grade many students and return all reports (see grade_stream to handle them as they come)."""
+        return list(self.grade_stream(sources, progress))
 
     def _finish(self, item: _Pending) -> StudentReport:
         t0 = time.perf_counter()
         results: list[PartResult] = []
-        for part_id, value in item.parts.items():
+        for rubric, part in self.rubrics.parts():
+            part_id = rubric.qualified(part)
+            value = item.parts.get(part_id) or _missing(part_id, part)
             if isinstance(value, Future):
                 try:
                     value = value.result()
                 except Exception as exc:  # the code grader failed on this answer: say so, keep the rest
-                    _, part = self.rubrics.part(part_id)
                     value = _code_not_run(part_id, part, f"code grader error: {type(exc).__name__}: {exc}")
             results.append(value)
-        item.timing.code_s = round(time.perf_counter() - t0, 4)
+        waited = time.perf_counter() - t0
+        self.stats.code_wait_s += waited
+        item.timing.code_s = round(waited, 4)
         total = round(sum(r.points for r in results), 2)
         max_total = self.rubrics.max_points
         item.timing.total_s = round(time.perf_counter() - item.started, 4)
@@ -227,6 +332,16 @@ class Grader:
             grader_version=__version__,
             rubric_sha256=self.rubrics.sha256,
             model=self.encoder.identity,
+            input_sha256=item.input_sha256,
+        )
+
+    def is_current(self, report: StudentReport, source: SubmissionSource) -> bool:
+        """Would grading this source now give this report? (Same files, rubrics, model and version.)"""
+        return (
+            report.input_sha256 == source_sha256(source)
+            and report.rubric_sha256 == self.rubrics.sha256
+            and report.model == self.encoder.identity
+            and report.grader_version == __version__
         )
 
     def grade_paths(self, inputs: Sequence[Path], progress: Progress | None = None) -> tuple[list[StudentReport], list[str]]:

@@ -135,6 +135,9 @@ class StudentReport(BaseModel):
     grader_version: str
     rubric_sha256: str
     model: str = Field(description="Embedding model identity used for written parts.")
+    input_sha256: str | None = Field(
+        default=None, description="Hash of the submission's files: a resumed run reuses a report only if it matches."
+    )
 
     def part(self, part_id: str) -> PartResult | None:
         for p in self.parts:

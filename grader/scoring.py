@@ -116,14 +116,24 @@ def _group_texts(item) -> list[str]:  # noqa: ANN001 - KeyPoint or Misconception
     return [item.text, *item.paraphrases]
 
 
+def background_sentences(part: Part) -> list[str]:
+    """What another question's part is about, for the off-topic contrast: its reference answer's sentences.
+
+    The reference answer, not the key points: a TA's edit of one part's key points or
+    misconceptions then changes no other part's result (and a regrade rescored only that part).
+    """
+    return split_sentences(part.reference_answer)
+
+
 def rubric_texts(rubrics: RubricSet) -> list[str]:
-    """Every rubric text the scorer embeds: key points, misconceptions and their paraphrases."""
+    """Every rubric text the scorer embeds: key points, misconceptions, their paraphrases, reference sentences."""
     out: list[str] = []
     for _, part in rubrics.parts():
         if part.kind != "written":
             continue
         for item in [*part.key_points, *part.misconceptions]:
             out.extend(_group_texts(item))
+        out.extend(background_sentences(part))
     return out
 
 
@@ -143,7 +153,7 @@ def build_indexes(rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | 
     config = config or ScoringConfig()
     written = [(r, p) for r, p in rubrics.parts() if p.kind == "written"]
     exemplar_texts = [t for _, p in written for ex in p.exemplars for t in texts_to_encode(ex.answer, config.window)]
-    encoder.prime(rubric_texts(rubrics) + exemplar_texts)
+    encoder.prime(rubric_texts(rubrics) + exemplar_texts, pin=True)
 
     def group(item) -> TextGroup:  # noqa: ANN001
         texts = _group_texts(item)
@@ -156,10 +166,9 @@ def build_indexes(rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | 
         for other_rubric, other_part in written:
             if other_rubric.id == rubric.id:
                 continue  # parts of one question share vocabulary by design
-            for item in other_part.key_points:
-                for t in _group_texts(item):
-                    other_texts.append(t)
-                    other_owner.append(other_rubric.qualified(other_part))
+            for t in background_sentences(other_part):
+                other_texts.append(t)
+                other_owner.append(other_rubric.qualified(other_part))
         indexes[rubric.qualified(part)] = PartIndex(
             part_id=rubric.qualified(part),
             rubric=rubric,

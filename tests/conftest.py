@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from grader.embedding import Encoder
 from grader.rubric import RubricSet, load_rubric_dir
+
+# The CLI caches embeddings under ~/.cache/grader by default; tests keep theirs private.
+os.environ["GRADER_CACHE_DIR"] = tempfile.mkdtemp(prefix="grader-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRICS = ROOT / "rubrics"

@@ -1,0 +1,113 @@
+"""Batch runs: resumable after kill -9, atomic reports, and a regrade that rescored only what changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.batch import run_batch
+from grader.parsing import discover
+from grader.pipeline import GradeOptions, Grader
+from grader.report import StudentReport
+from grader.rubric import load_rubric_dir
+
+from .conftest import ROOT, RUBRICS
+
+SUBMISSIONS = ROOT / "submissions"
+
+
+def _without_timing(path: Path) -> dict:
+    data = StudentReport.model_validate_json(path.read_text()).model_dump()
+    data.pop("timing")
+    return data
+
+
+def _reports(out: Path) -> dict[str, dict]:
+    return {p.name: _without_timing(p) for p in sorted((out / "reports").glob("*.json"))}
+
+
+def _class_of(tmp_path: Path, copies: int) -> Path:
+    """`copies` copies of every sample student (written files only), for a run long enough to interrupt."""
+    batch = tmp_path / "class"
+    batch.mkdir()
+    for path in sorted(SUBMISSIONS.iterdir()):
+        if path.is_file():
+            for k in range(copies):
+                shutil.copy(path, batch / f"{path.stem}{k}{path.suffix}")
+    return batch
+
+
+def test_kill_9_then_resume_gives_the_same_reports(tmp_path, rubrics, written_grader):
+    batch = _class_of(tmp_path, 5)
+    n = len(list(batch.iterdir()))
+    reference = tmp_path / "reference"
+    run_batch(written_grader, discover([batch])[0], reference)
+
+    env = {**os.environ, "GRADER_CACHE_DIR": str(tmp_path / "cache")}
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "grader.cli", "grade", str(batch), "--no-code", "--chunk-size", "1", "--out", str(killed)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list((killed / "reports").glob("*.json"))) < 3:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_before = len(list((killed / "reports").glob("*.json")))
+    assert 3 <= done_before < n, "the kill must land mid-run"
+    assert not (killed / "gradebook.csv").exists()
+    for report in (killed / "reports").glob("*.json"):
+        StudentReport.model_validate_json(report.read_text())  # whole reports only
+
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"{done_before} report(s) were still current" in result.stdout
+    assert _reports(killed) == _reports(reference)
+    assert (killed / "gradebook.csv").read_text() == (reference / "gradebook.csv").read_text()
+    assert not list(killed.rglob("*.tmp"))
+
+
+def test_a_report_is_reused_only_while_it_still_applies(tmp_path, rubrics, encoder):
+    sources, _ = discover([SUBMISSIONS])
+    out = tmp_path / "out"
+    with Grader(rubrics, GradeOptions(run_code=False), encoder=encoder) as grader:
+        first = run_batch(grader, sources, out)
+        assert first.reused == 0
+        again = run_batch(grader, sources, out)
+        assert again.reused == len(sources)
+    lee = tmp_path / "subs" / "lee.md"
+    lee.parent.mkdir()
+    shutil.copy(SUBMISSIONS / "lee.md", lee)
+    with Grader(rubrics, GradeOptions(run_code=False), encoder=encoder) as grader:
+        run_batch(grader, discover([lee])[0], tmp_path / "one")
+        lee.write_text(lee.read_text() + "\n\nQuestion 6\n- a) Yes, add them to the token embeddings.\n")
+        changed = run_batch(grader, discover([lee])[0], tmp_path / "one")
+        assert changed.reused == 0  # the file changed: its old report no longer applies
+
+
+def test_regrade_after_a_one_part_edit_rescores_only_that_part(tmp_path, encoder):
+    rubric_dir = tmp_path / "rubrics"
+    shutil.copytree(RUBRICS, rubric_dir)
+    sources, _ = discover([SUBMISSIONS])
+    options = GradeOptions(run_code=False, cache_dir=tmp_path / "cache")
+    with Grader(load_rubric_dir(rubric_dir), options) as grader:
+        run_batch(grader, sources, tmp_path / "first")
+        first = grader.stats
+    assert first.n_parts_from_cache == 0 and first.n_parts_scored > 100
+
+    q3 = rubric_dir / "q3.yaml"
+    q3.write_text(q3.read_text().replace("penalty: 2.0", "penalty: 2.5", 1))
+    with Grader(load_rubric_dir(rubric_dir), options) as grader:
+        second = run_batch(grader, sources, tmp_path / "second")
+        stats = grader.stats
+        answered_q3a = sum(1 for s in sources if grader.parse(s).answer("q3.a") is not None)
+    assert second.reused == 0  # the rubric hash changed: every report is rebuilt ...
+    assert stats.n_parts_scored == answered_q3a  # ... but only q3.a answers were scored again
+    assert stats.n_parts_from_cache == first.n_parts_scored - answered_q3a
+    assert grader.encoder.n_encoded == 0  # nothing new to embed
