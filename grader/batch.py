@@ -75,9 +75,13 @@ def run_batch(
     reused = len(reports)
     positions = iter(i for i, _ in todo)
     for report in grader.grade_stream([s for _, s in todo], progress):
+        t0 = time.perf_counter()
         write_student(out, report)
+        grader.stats.report_s += time.perf_counter() - t0
         reports[next(positions)] = report
+    t0 = time.perf_counter()
     ordered = [reports[i] for i in sorted(reports)]
     summary = summarize(ordered, grader.rubrics, grader.encoder.identity, time.perf_counter() - started)
     write_summary(out, ordered, summary, grader.rubrics)
+    grader.stats.report_s += time.perf_counter() - t0
     return BatchOutcome(ordered, summary, reused)

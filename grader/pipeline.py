@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +103,19 @@ def written_result(index: PartIndex, text: str, encoder: Encoder) -> PartResult:
     )
 
 
+LOAD_DEPENDENT = {"timeout", "killed", "crashed", "sandbox_error", "reference_error", "not_run", "no_result"}
+"""Code outcomes that may differ on a rerun (machine load, a sandbox hiccup): never cached."""
+
+
+def _repeatable(result: PartResult) -> bool:
+    """A code result a rerun would reproduce exactly: graded, and no case ended for a load-dependent reason."""
+    if result.status != "graded" or result.code is None:
+        return False
+    if result.code.outcome in LOAD_DEPENDENT:
+        return False
+    return not any(case.reason_code in LOAD_DEPENDENT for case in result.code.cases)
+
+
 def part_key(index: PartIndex, rubrics: RubricSet, encoder: Encoder) -> bytes:
     """Everything a written part's result depends on, except the answer: a rubric edit elsewhere keeps it.
 
@@ -128,6 +141,7 @@ class _Pending:
     timing: Timing
     started: float
     input_sha256: str
+    code_keys: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -138,6 +152,7 @@ class RunStats:
     encode_s: float = 0.0
     score_s: float = 0.0
     code_wait_s: float = 0.0
+    report_s: float = 0.0
     n_students: int = 0
     n_parts_scored: int = 0
     n_parts_from_cache: int = 0
@@ -183,6 +198,30 @@ class Grader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _code_key(self, rubric: Rubric, part: Part, answer_code: list[str], answer_text: str) -> bytes:
+        reference = self.rubrics.reference_path(rubric, part).read_bytes()
+        return digest(__version__, "code", part.model_dump_json(), reference, "\0".join(answer_code), answer_text)
+
+    def _submit_codes(self, pending: Sequence[_Pending]) -> None:
+        """Start every code answer of a chunk in the sandbox, except those whose result is cached."""
+        jobs: list[tuple[_Pending, Rubric, Part, bytes | None]] = []
+        for item in pending:
+            for rubric, part in self.rubrics.parts():
+                if part.kind != "code":
+                    continue
+                answer = item.submission.answer(rubric.qualified(part))
+                key = self._code_key(rubric, part, answer.code, answer.text) if answer and self.cache else None
+                jobs.append((item, rubric, part, key))
+        cached = self.cache.get_results([k for *_, k in jobs if k]) if self.cache else {}
+        for item, rubric, part, key in jobs:
+            if key is not None and key in cached:
+                item.parts[rubric.qualified(part)] = PartResult.model_validate_json(cached[key])
+                self.stats.n_parts_from_cache += 1
+            else:
+                item.parts[rubric.qualified(part)] = self._submit_code(rubric, part, item.submission)
+                if key is not None:
+                    item.code_keys[rubric.qualified(part)] = key
 
     def _submit_code(self, rubric: Rubric, part: Part, submission: Submission) -> PartResult | Future:
         part_id = rubric.qualified(part)
@@ -283,10 +322,7 @@ class Grader:
                 if k + 1 < len(chunks):
                     upcoming = parser.submit(self._parse_chunk, chunks[k + 1])
                 pending = [p for p in parsed if isinstance(p, _Pending)]
-                for item in pending:  # code first: the sandbox works while the encoder does
-                    for rubric, part in self.rubrics.parts():
-                        if part.kind == "code":
-                            item.parts[rubric.qualified(part)] = self._submit_code(rubric, part, item.submission)
+                self._submit_codes(pending)  # code first: the sandbox works while the encoder does
                 self._score_written(pending)
                 for entry in parsed:
                     report = entry if isinstance(entry, StudentReport) else self._finish(entry)
@@ -311,6 +347,9 @@ class Grader:
                     value = value.result()
                 except Exception as exc:  # the code grader failed on this answer: say so, keep the rest
                     value = _code_not_run(part_id, part, f"code grader error: {type(exc).__name__}: {exc}")
+                key = item.code_keys.get(part_id)
+                if key is not None and self.cache is not None and _repeatable(value):
+                    self.cache.put_results([(key, value.model_dump_json())])
             results.append(value)
         waited = time.perf_counter() - t0
         self.stats.code_wait_s += waited

@@ -111,3 +111,24 @@ def test_regrade_after_a_one_part_edit_rescores_only_that_part(tmp_path, encoder
     assert stats.n_parts_scored == answered_q3a  # ... but only q3.a answers were scored again
     assert stats.n_parts_from_cache == first.n_parts_scored - answered_q3a
     assert grader.encoder.n_encoded == 0  # nothing new to embed
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="code answers need bubblewrap (apt-get install bubblewrap)")
+def test_code_results_are_cached_unless_load_dependent(tmp_path, rubrics, encoder):
+    batch = tmp_path / "code"
+    batch.mkdir()
+    for name in ("correct_vectorized", "wrong_no_factor2", "wrong_shape", "hostile_infinite_loop"):
+        shutil.copy(ROOT / "tests" / "data" / "code_answers" / "q5.b" / f"{name}.py", batch / f"{name}_q5b.py")
+    sources, _ = discover([batch])
+    options = GradeOptions(cache_dir=tmp_path / "cache")
+    with Grader(rubrics, options, encoder=encoder) as grader:
+        first = run_batch(grader, sources, tmp_path / "a")
+    with Grader(rubrics, options, encoder=encoder) as grader:
+        second = run_batch(grader, sources, tmp_path / "b", resume=False)
+        from_cache = grader.stats.n_parts_from_cache
+    points = {r.student_id: r.part("q5.b").points for r in first.reports}
+    assert points == {r.student_id: r.part("q5.b").points for r in second.reports}
+    assert points["correct_vectorized"] == 6 and points["hostile_infinite_loop"] == 0
+    timeout = next(r for r in second.reports if r.student_id == "hostile_infinite_loop").part("q5.b")
+    assert timeout.code.outcome == "timeout"
+    assert from_cache == 3  # the timeout depends on machine load: it ran again

@@ -1,0 +1,250 @@
+"""Batch throughput: N synthetic students, the time split, the encoder's share, the regrade speedup, peak RSS.
+
+    python benchmarks/batch.py 1000                # one size
+    python benchmarks/batch.py 250 500 1000        # memory as N grows
+    python benchmarks/batch.py 200 --no-code       # written parts only
+
+For each N, in fresh processes on this machine (each run is a subprocess, so
+model loading and peak RSS are per run):
+
+1. generate N submissions from the shipped samples: each part's answer is mixed
+   from 1-2 sample students' answers to it (sentences dropped and reordered,
+   typos added so many texts are new), 10% of parts left out, code parts taken
+   from the correct and wrong answers in tests/data/code_answers (no hostile ones:
+   their time limits would measure the limits, not the grader);
+2. cold run: `grader grade` into an empty cache and output directory;
+3. raw encoder: the same distinct texts the cold run encoded, straight through
+   SentenceTransformer.encode (batch 64, same device), timed in its own process:
+   the floor a run cannot beat; the ratio raw/cold is the encoder's share of the run;
+4. regrade: one part's rubric edited (q3.a's first misconception penalty), the same
+   cache, a new output directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "submissions"
+CODE_ANSWERS = ROOT / "tests" / "data" / "code_answers"
+RUBRICS = ROOT / "rubrics"
+
+
+# -- synthetic class ------------------------------------------------------------------------------
+def _answer_pools():
+    from grader.parsing import discover, parse_source
+    from grader.pipeline import layout_of
+    from grader.rubric import load_rubric_dir
+    from grader.sentences import split_sentences
+
+    rubrics = load_rubric_dir(RUBRICS)
+    written: dict[str, list[list[str]]] = {}
+    for source in discover([SAMPLES])[0]:
+        submission = parse_source(source, layout_of(rubrics))
+        for answer in submission.answers:
+            _, part = rubrics.part(answer.part_id)
+            if part.kind == "written":
+                sentences = split_sentences(answer.text)
+                if sentences:
+                    written.setdefault(answer.part_id, []).append(sentences)
+    code = {
+        part_dir.name: [p.read_text() for p in sorted(part_dir.glob("*.py")) if not p.name.startswith("hostile")]
+        for part_dir in sorted(CODE_ANSWERS.iterdir())
+    }
+    return rubrics, written, code
+
+
+def _typo(sentence: str, rng: random.Random) -> str:
+    words = sentence.split()
+    candidates = [i for i, w in enumerate(words) if len(w) > 4 and w.isalpha()]
+    if not candidates:
+        return sentence
+    i = rng.choice(candidates)
+    w = words[i]
+    j = rng.randrange(1, len(w) - 2)
+    words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
+    return " ".join(words)
+
+
+def generate_class(n: int, directory: Path, seed: int = 0, with_code: bool = True) -> None:
+    """Write n Markdown submissions (code as fenced blocks) mixed and perturbed from the samples."""
+    rng = random.Random(seed)
+    rubrics, written, code = _answer_pools()
+    directory.mkdir(parents=True, exist_ok=True)
+    for s in range(n):
+        lines: list[str] = []
+        for rubric in rubrics.rubrics:
+            lines.append(f"## Question {re.sub(r'[^0-9]', '', rubric.id)}\n")
+            for part in rubric.parts:
+                part_id = rubric.qualified(part)
+                if rng.random() < 0.10:
+                    continue
+                if part.kind == "code":
+                    if with_code and code.get(part_id):
+                        lines.append(f"### ({part.id})\n\n```python\n{rng.choice(code[part_id]).strip()}\n```\n")
+                    continue
+                pool = written.get(part_id)
+                if not pool:
+                    continue
+                sentences = list(rng.choice(pool))
+                if len(pool) > 1 and rng.random() < 0.5:
+                    sentences += rng.sample(rng.choice(pool), k=1)
+                if len(sentences) > 2 and rng.random() < 0.5:
+                    sentences.pop(rng.randrange(len(sentences)))
+                if len(sentences) > 1 and rng.random() < 0.3:
+                    i = rng.randrange(len(sentences) - 1)
+                    sentences[i], sentences[i + 1] = sentences[i + 1], sentences[i]
+                sentences = [_typo(x, rng) if rng.random() < 0.3 else x for x in sentences]
+                lines.append(f"### ({part.id})\n{' '.join(sentences)}\n")
+        (directory / f"student{s:05d}.md").write_text("\n".join(lines))
+
+
+# -- workers (each in its own process) ------------------------------------------------------------
+def worker_grade(args: argparse.Namespace) -> dict:
+    from grader.batch import run_batch
+    from grader.parsing import discover
+    from grader.pipeline import GradeOptions, Grader
+    from grader.rubric import load_rubric_dir
+
+    started = time.perf_counter()
+    encoded: list[str] = []
+    options = GradeOptions(cache_dir=Path(args.cache), run_code=not args.no_code)
+    grader = Grader(load_rubric_dir(args.rubrics), options)
+    original = grader.encoder._encode_new
+
+    def recording(texts):  # noqa: ANN001, ANN202 - benchmark-only spy on what reaches the model
+        encoded.extend(texts)
+        return original(texts)
+
+    grader.encoder._encode_new = recording
+    setup_s = time.perf_counter() - started
+    sources, _ = discover([Path(args.submissions)])
+    t0 = time.perf_counter()
+    outcome = run_batch(grader, sources, Path(args.out), resume=False)
+    run_s = time.perf_counter() - t0
+    grader.close()
+    if args.texts:
+        Path(args.texts).write_text(json.dumps(encoded))
+    st = grader.stats
+    return {
+        "n": len(sources),
+        "graded": outcome.summary.n_graded,
+        "setup_s": setup_s,
+        "run_s": run_s,
+        "wall_s": time.perf_counter() - started,
+        "parse_s": st.parse_s,
+        "encode_s": st.encode_s,
+        "score_s": st.score_s,
+        "code_wait_s": st.code_wait_s,
+        "report_s": st.report_s,
+        "texts_encoded": len(encoded),
+        "parts_scored": st.n_parts_scored,
+        "parts_from_cache": st.n_parts_from_cache,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def worker_raw(args: argparse.Namespace) -> dict:
+    from grader.embedding import Encoder
+
+    texts = json.loads(Path(args.texts).read_text())
+    encoder = Encoder()
+    encoder.model.encode(["warm up"] * 64, batch_size=64)
+    t0 = time.perf_counter()
+    encoder.model.encode(texts, batch_size=encoder.batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                         show_progress_bar=False)
+    raw_s = time.perf_counter() - t0
+    return {"texts": len(texts), "raw_s": raw_s, "texts_per_s": len(texts) / raw_s if raw_s else 0.0}
+
+
+def _spawn(*argv: str) -> dict:
+    cmd = [sys.executable, __file__, *argv]
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"worker failed: {' '.join(cmd)}\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - t0
+    return result
+
+
+def bench(n: int, work: Path, with_code: bool) -> dict:
+    subs, cache = work / f"class{n}", work / f"cache{n}"
+    generate_class(n, subs, seed=n, with_code=with_code)
+    code_flag = [] if with_code else ["--no-code"]
+    texts = work / f"texts{n}.json"
+    cold = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS), "--cache", str(cache),
+                  "--out", str(work / f"out{n}"), "--texts", str(texts), *code_flag)
+    raw = _spawn("--worker", "raw", "--texts", str(texts))
+    edited = work / f"rubrics{n}"
+    shutil.copytree(RUBRICS, edited)
+    q3 = edited / "q3.yaml"
+    q3.write_text(q3.read_text().replace("penalty: 2.0", "penalty: 2.5", 1))
+    regrade = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(edited), "--cache", str(cache),
+                     "--out", str(work / f"regrade{n}"), *code_flag)
+    return {"n": n, "cold": cold, "raw": raw, "regrade": regrade}
+
+
+def _table(rows: list[dict]) -> str:
+    out = [
+        "| N | students/s | wall (run) | parse* | encode | score | code wait | report | texts encoded | raw encoder | encoder share (raw/run) | regrade (run) | regrade speedup | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        c, raw, g = r["cold"], r["raw"], r["regrade"]
+        out.append(
+            f"| {r['n']} | {c['n'] / c['run_s']:.2f} | {c['run_s']:.1f} s | {c['parse_s']:.1f} s | {c['encode_s']:.1f} s | "
+            f"{c['score_s']:.1f} s | {c['code_wait_s']:.1f} s | {c['report_s']:.1f} s | {c['texts_encoded']} | "
+            f"{raw['raw_s']:.1f} s ({raw['texts_per_s']:.0f}/s) | {raw['raw_s'] / c['run_s']:.0%} | {g['run_s']:.2f} s | "
+            f"{c['run_s'] / g['run_s']:.0f}x | {c['peak_rss_mb']:.0f} MB |"
+        )
+    out.append("")
+    out.append("*parse runs on a second thread, overlapping encoding. 'run' excludes process start and model load "
+               "(setup); with them: " + "; ".join(
+                   f"N={r['n']}: cold {r['cold']['process_s']:.1f} s, regrade {r['regrade']['process_s']:.1f} s "
+                   f"({r['cold']['process_s'] / r['regrade']['process_s']:.0f}x)" for r in rows))
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int)
+    parser.add_argument("--work", type=Path, default=None, help="Working directory (default: a temporary one).")
+    parser.add_argument("--no-code", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", choices=["grade", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--submissions", help=argparse.SUPPRESS)
+    parser.add_argument("--rubrics", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--texts", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        result = worker_grade(args) if args.worker == "grade" else worker_raw(args)
+        print(json.dumps(result))
+        return
+    if not args.sizes:
+        parser.error("give at least one N")
+    work = args.work or Path(tempfile.mkdtemp(prefix="grader-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("GRADER_CACHE_DIR", str(work / "unused-default-cache"))
+    rows = []
+    for n in args.sizes:
+        rows.append(bench(n, work, with_code=not args.no_code))
+        print(f"N={n} done", file=sys.stderr)
+    print(json.dumps(rows, indent=2) if args.json else _table(rows))
+
+
+if __name__ == "__main__":
+    main()
