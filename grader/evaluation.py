@@ -24,20 +24,22 @@ One rubric per question, one written part, ``max_points`` = the question's
 maximum; the part prompt is the question, key-point labels a short version of
 the question. ``--keypoints``:
 
-* ``whole`` (default): one key point = the whole reference answer, the
-  alternatives (``reference_answers``) as its paraphrases.
-* ``sentences``: one key point per sentence of the reference answer, points
-  split evenly; a one-sentence reference falls back to ``whole`` (keeping the
-  alternatives), a multi-sentence one drops them (an alternative is a whole
-  answer, not a paraphrase of one sentence).
+* ``sentences`` (default): one key point per sentence of the reference
+  answer, points split evenly. A one-sentence reference is one key point with
+  the alternatives (``reference_answers``) as its paraphrases; a multi-sentence
+  one drops the alternatives (an alternative is a whole answer, not a
+  paraphrase of one of its sentences).
+* ``whole``: one key point = the whole reference answer, the alternatives as
+  its paraphrases.
 
-``whole`` is the default because it measured better on the train splits
-(fixed seed 0, ``--limit 1500``, default ScoringConfig): SAF training Pearson
-0.488 (whole) vs 0.376 (sentences); SciEntsBank train accuracy 0.670 vs 0.667;
-Beetle train accuracy 0.725 (identical: all Beetle references are one sentence).
-SAF references mix the expected answer with grading notes ("Simple and cheap is
-also acceptable as one of the reasons."), which as separate key points cost
-full answers credit; see benchmarks/agreement.py for the commands.
+``sentences`` is the default because it did better on the headline metrics of
+every train split (whole train splits, no --limit, seed 0, the ScoringConfig
+defaults of 2026-11-26; whole -> sentences): SciEntsBank train accuracy 0.643 ->
+0.655, Beetle train accuracy 0.681 -> 0.681 (nearly all Beetle references are
+one sentence), SAF training Pearson 0.531 -> 0.546, Spearman 0.427 -> 0.448,
+Pearson on fractions 0.189 -> 0.233. Its cost: uncalibrated SAF points run
+lower (RMSE 0.720 -> 0.797, QWK 0.481 -> 0.371), since a student must match
+every sentence of a long reference, grading notes included, for full credit.
 
 The rubrics of one run form one in-memory RubricSet per split (the questions
 that split's rows ask), like an assignment: the scorer's off-topic guard compares
@@ -71,11 +73,18 @@ clipped to [0, 1] and multiplied by the maximum.
   (SAF: 0, 0.5, ..., max), and the halves doubled to integers for the kappa.
   For ``label_2way`` data QWK is taken on the 2-way decisions below (with two
   classes it is Cohen's kappa).
+* ``pearson_fraction`` (points data whose questions have different maxima):
+  Pearson on points / max. SAF's maxima run from 0.5 to 3.5, so the pooled
+  Pearson on points mostly rewards knowing each question's maximum (the
+  baseline's fitted line reaches 0.85 on SAF training that way, 0.20 on fractions).
 * ``label_2way`` data: accuracy and macro-F1 of "correct iff predicted fraction
   > t", with t fitted on the train split (``train``/``training``) by maximising
   accuracy; the baseline's threshold is fitted the same way on its cosine. With
   no train split the thresholds and lines are fitted on the evaluated rows
   themselves (optimistic), and the result says so in ``notes``.
+
+``--limit N`` evaluates a seeded sample of N rows and fits on at most N train
+rows (for quick looks and sweeps; report numbers without it).
 """
 
 from __future__ import annotations
@@ -330,8 +339,14 @@ def short_label(question: str, limit: int = 60) -> str:
     return cut + "..."
 
 
-def questions_of(dataset: Dataset, max_score: float | None = None) -> dict[str, Question]:
-    """One Question per question_id: most frequent reference answer, union of alternatives, the maximum."""
+def questions_of(
+    dataset: Dataset, max_score: float | None = None, notes: list[str] | None = None
+) -> dict[str, Question]:
+    """One Question per question_id: most frequent reference answer, union of alternatives, the maximum.
+
+    How a maximum was guessed goes to `notes` when given.
+    """
+    notes = notes if notes is not None else []
     by_q: dict[str, list[Row]] = defaultdict(list)
     for r in dataset.rows:
         by_q[r.question_id].append(r)
@@ -351,10 +366,10 @@ def questions_of(dataset: Dataset, max_score: float | None = None) -> dict[str, 
                 top = max((r.score for r in dataset.rows), default=0.0)
                 if top <= 0:
                     raise EvalError([f"{dataset.path}: every score is 0 and there is no max_score: pass --max-score"])
-                dataset.notes.append(f"question {qid}: no positive score or max_score; maximum taken as {top:g}")
+                notes.append(f"question {qid}: no positive score or max_score; maximum taken as {top:g}")
         out[qid] = Question(qid, _rubric_id(qid, taken), question, reference, alternatives, float(top))
     if max_score is None and dataset.task == "points" and any(r.max_score is None for r in dataset.rows):
-        dataset.notes.append("maximum per question = highest score observed for it (no max_score column)")
+        notes.append("maximum per question = highest score observed for it (no max_score column)")
     return out
 
 
@@ -534,6 +549,13 @@ class Metrics(BaseModel):
     spearman: float | None = None
     rmse: float | None = Field(default=None, description="In the dataset's units (points).")
     qwk: float | None = Field(default=None, description="Quadratic weighted kappa on rounded points (2-way: on the decisions).")
+    pearson_fraction: float | None = Field(
+        default=None,
+        description=(
+            "Points data whose questions have different maxima: Pearson on points / max, which a system "
+            "cannot raise by knowing each question's maximum."
+        ),
+    )
     accuracy: float | None = Field(default=None, description="2-way data only.")
     macro_f1: float | None = Field(default=None, description="2-way data only.")
     threshold: float | None = Field(
@@ -585,13 +607,19 @@ class Predictions:
 # -- the run ------------------------------------------------------------------------------------
 
 
-class _Run:
-    """Grades rows of one dataset with one encoder, reusing a Grader per rubric set."""
+class EvalSession:
+    """One encoder and one ScoringConfig shared by several evaluate() calls (a benchmark, a sweep).
 
-    def __init__(self, encoder: Encoder, scoring: ScoringConfig):
-        self.encoder = encoder
-        self.scoring = scoring
+    Keeps a Grader per rubric set and the points of every (rubric set, question, answer) graded,
+    so answers graded again under the same rubrics (the train rows a threshold is fitted on) are
+    not scored twice.
+    """
+
+    def __init__(self, encoder: Encoder | None = None, scoring: ScoringConfig | None = None):
+        self.encoder = encoder or Encoder()
+        self.scoring = scoring or ScoringConfig()
         self._graders: dict[str, object] = {}
+        self._points: dict[tuple[str, str, str], float] = {}
 
     def grade(self, rubrics: RubricSet, items: Sequence[tuple[str, str]]) -> np.ndarray:
         """Points for (rubric id, answer) pairs, through Grader's indexes and written_result."""
@@ -601,10 +629,12 @@ class _Run:
         if grader is None:
             grader = Grader(rubrics, GradeOptions(scoring=self.scoring, run_code=False), encoder=self.encoder)
             self._graders[rubrics.sha256] = grader
-        self.encoder.prime(all_answer_texts((text for _, text in items), self.scoring.window))
-        return np.array(
-            [written_result(grader.indexes[f"{rid}.a"], text, self.encoder).points for rid, text in items], dtype=float
-        )
+        todo = [(rid, text) for rid, text in items if (rubrics.sha256, rid, text) not in self._points]
+        self.encoder.prime(all_answer_texts((text for _, text in todo), self.scoring.window))
+        for rid, text in todo:
+            result = written_result(grader.indexes[f"{rid}.a"], text, self.encoder)  # type: ignore[attr-defined]
+            self._points[(rubrics.sha256, rid, text)] = result.points
+        return np.array([self._points[(rubrics.sha256, rid, text)] for rid, text in items], dtype=float)
 
 
 def _sample(rows: list[Row], limit: int | None, seed: int, salt: int) -> list[Row]:
@@ -622,16 +652,18 @@ def evaluate(
     max_score: float | None = None,
     exemplars: int = 0,
     seed: int = 0,
-    keypoints: KeypointMode = "whole",
+    keypoints: KeypointMode = "sentences",
     limit: int | None = None,
     scoring: ScoringConfig | None = None,
     encoder: Encoder | None = None,
+    session: EvalSession | None = None,
     return_predictions: bool = False,
 ) -> EvalResult | tuple[EvalResult, Predictions]:
     """Grade the rows of `split` (default: every row) and compare with the human scores.
 
     `data` is a CSV path or a Dataset from load_dataset (pass one to run several settings
-    without re-reading the file). Raises EvalError for bad input.
+    without re-reading the file). `session` (an EvalSession) overrides `scoring` and `encoder`
+    and carries graded answers over between calls. Raises EvalError for bad input.
     """
     started = time.perf_counter()
     dataset = data if isinstance(data, Dataset) else load_dataset(data, max_score)
@@ -639,7 +671,8 @@ def evaluate(
         raise EvalError([f"--exemplars must be >= 0 (got {exemplars})"])
     if limit is not None and limit < 1:
         raise EvalError([f"--limit must be >= 1 (got {limit})"])
-    scoring = scoring or ScoringConfig()
+    session = session or EvalSession(encoder, scoring)
+    scoring, encoder = session.scoring, session.encoder
     notes = list(dataset.notes)
     if isinstance(data, Dataset) and max_score is not None:
         notes.append("max_score ignored: the Dataset was loaded already")
@@ -647,8 +680,9 @@ def evaluate(
     eval_rows = [r for r in dataset.rows if split_name is None or r.split == split_name]
     train_name = dataset.train_split
     train_rows = [r for r in dataset.rows if train_name is not None and r.split == train_name]
-    questions = questions_of(dataset, max_score if not isinstance(data, Dataset) else None)
-    encoder = encoder or Encoder()
+    questions = questions_of(dataset, max_score if not isinstance(data, Dataset) else None, notes)
+    if split_name is None and train_name is not None:
+        notes.append(f"evaluating every row, the {train_name!r} rows included (pass --split to hold them out)")
 
     # exemplars: from the question's train rows when it has some, else from the evaluated rows
     by_q_train: dict[str, list[Row]] = defaultdict(list)
@@ -677,7 +711,10 @@ def evaluate(
     eval_rows = _sample([r for r in eval_rows if id(r) not in exemplar_ids], limit, seed, 1)
     if not eval_rows:
         raise EvalError([f"{dataset.path}: no rows left to evaluate (split {split!r}, exemplars {exemplars})"])
-    if train_rows:
+    if train_rows and split_name == train_name:
+        fit_rows, fit_split = eval_rows, train_name
+        notes.append("evaluating the train split: thresholds and the baseline line are fitted on these same rows")
+    elif train_rows:
         fit_rows = _sample([r for r in train_rows if id(r) not in exemplar_ids], limit, seed, 2)
         fit_split = train_name
     else:
@@ -685,8 +722,6 @@ def evaluate(
         fit_split = None
         notes.append("no train split: thresholds and the baseline line are fitted on the evaluated rows (optimistic)")
     fit_is_eval = fit_rows is eval_rows or [id(r) for r in fit_rows] == [id(r) for r in eval_rows]
-
-    run = _Run(encoder, scoring)
 
     def rubric_sets(rows: list[Row], with_exemplars: bool) -> RubricSet:
         qids = sorted({r.question_id for r in rows}, key=_natural)
@@ -696,18 +731,19 @@ def evaluate(
 
     t0 = time.perf_counter()
     # one batch for everything the run encodes: answers (sentences and windows) and the baseline texts
-    everything = eval_rows if fit_is_eval else eval_rows + fit_rows
     references = {q.question_id: [q.reference_answer, *q.alternatives] for q in questions.values()}
+    baseline_rows = eval_rows if fit_is_eval else eval_rows + fit_rows
+    graded_rows = eval_rows if fit_is_eval or dataset.task == "points" else baseline_rows
     encoder.prime(
-        all_answer_texts((r.student_answer for r in everything), scoring.window)
-        + [r.student_answer for r in everything]
-        + [t for r in everything for t in references[r.question_id]]
+        all_answer_texts((r.student_answer for r in graded_rows), scoring.window)
+        + [r.student_answer for r in baseline_rows]
+        + [t for r in baseline_rows for t in references[r.question_id]]
     )
     t_encode = time.perf_counter() - t0
 
     def grade(rows: list[Row], with_exemplars: bool) -> np.ndarray:
         rs = rubric_sets(rows, with_exemplars)
-        return run.grade(rs, [(questions[r.question_id].rubric_id, r.student_answer) for r in rows])
+        return session.grade(rs, [(questions[r.question_id].rubric_id, r.student_answer) for r in rows])
 
     def cosine(rows: list[Row]) -> np.ndarray:
         answers = encoder.encode([r.student_answer for r in rows])
@@ -718,7 +754,8 @@ def evaluate(
     t0 = time.perf_counter()
     variants = [("grader", True)] + ([("grader_no_exemplars", False)] if exemplars else [])
     eval_points = {name: grade(eval_rows, ex) for name, ex in variants}
-    fit_points = eval_points if fit_is_eval else {name: grade(fit_rows, ex) for name, ex in variants}
+    if dataset.task == "2way":  # thresholds are fitted on the grader's points for the fitting rows
+        fit_points = eval_points if fit_is_eval else {name: grade(fit_rows, ex) for name, ex in variants}
     t_grade = time.perf_counter() - t0
 
     def arrays(rows: list[Row]) -> tuple[np.ndarray, np.ndarray]:
@@ -730,8 +767,8 @@ def evaluate(
     cos_eval = cosine(eval_rows)
     cos_fit = cos_eval if fit_is_eval else cosine(fit_rows)
 
-    if dataset.task == "points":
-        scores = np.concatenate([gold, tops])
+    if dataset.task == "points":  # the scale of the whole file, so every split rounds alike
+        scores = np.array([r.score for r in dataset.rows] + [q.max_score for q in questions.values()])
         step = 1.0 if np.allclose(scores, np.round(scores)) else 0.5
     else:
         step = 1.0
@@ -756,6 +793,8 @@ def evaluate(
             m.qwk = quadratic_weighted_kappa(decisions, labels)
         else:
             m.qwk = quadratic_weighted_kappa(round_to_step(points, step), round_to_step(gold, step))
+            if np.ptp(tops) > 0:
+                m.pearson_fraction = pearson(points / tops, gold / tops)
         metrics[name] = m
     if limit is not None:
         notes.append(f"--limit {limit}: a seeded sample of the evaluated rows (and of the fitting rows)")
@@ -766,7 +805,7 @@ def evaluate(
         task=dataset.task,
         n=len(eval_rows),
         n_questions=len({r.question_id for r in eval_rows}),
-        n_exemplar_rows=len(exemplar_ids),
+        n_exemplar_rows=sum(len(chosen.get(q, [])) for q in by_q_eval),
         metrics=metrics,
         settings=EvalSettings(
             keypoints=keypoints,
@@ -792,7 +831,7 @@ def evaluate(
     return result
 
 
-METRIC_ORDER = ("accuracy", "macro_f1", "qwk", "pearson", "spearman", "rmse", "threshold")
+METRIC_ORDER = ("accuracy", "macro_f1", "qwk", "pearson", "spearman", "rmse", "pearson_fraction", "threshold")
 
 
 def metric_rows(result: EvalResult) -> list[tuple[str, list[float | None]]]:

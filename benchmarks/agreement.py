@@ -1,0 +1,118 @@
+"""Agreement with human graders on the public short-answer datasets: grader vs plain cosine.
+
+Runs the `grader eval` harness (grader.evaluation) on the test splits of SciEntsBank
+(unseen answers, questions, domains), Beetle (unseen answers, questions) and SAF
+(unseen answers, questions), each without and with 5 exemplars per question, in one
+process (one encoder; every text is embedded once). Prints a Markdown table
+(dataset, split, exemplars, metric, plain-cosine baseline, grader) and the
+`grader eval` command that reproduces each row. Thresholds and the baseline's line
+are fitted on each dataset's train split; nothing is tuned on a test split.
+
+    python benchmarks/agreement.py ../shared/datasets [--only saf] [--limit N] [--seed S]
+        [--keypoints sentences|whole] [--config '{"match_low": 0.35}'] [--json-out results.json]
+
+The datasets are not part of the repository: pass the directory that holds
+scientsbank_2way.csv, beetle_2way.csv and saf_en_v2.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from grader.embedding import Encoder
+from grader.evaluation import EvalResult, EvalSession, evaluate, load_dataset
+from grader.scoring import ScoringConfig
+
+RUNS: list[tuple[str, str, list[str]]] = [
+    ("scientsbank", "scientsbank_2way.csv", ["test-unseen-answers", "test-unseen-questions", "test-unseen-domains"]),
+    ("beetle", "beetle_2way.csv", ["test-unseen-answers", "test-unseen-questions"]),
+    ("saf", "saf_en_v2.csv", ["unseen_answers", "unseen_questions"]),
+]
+EXEMPLARS = (0, 5)
+METRICS = {"2way": ("accuracy", "macro_f1"), "points": ("pearson", "spearman", "rmse", "qwk", "pearson_fraction")}
+"""pearson_fraction (Pearson on points / max) is shown because SAF's questions have maxima from 0.5 to 3.5:
+the pooled Pearson on points rewards knowing each question's maximum (the baseline's line scales by it)."""
+
+
+def command(path: Path, split: str, exemplars: int, seed: int, keypoints: str, limit: int | None) -> str:
+    args = ["grader", "eval", str(path), "--split", split]
+    if exemplars:
+        args += ["--exemplars", str(exemplars)]
+    if (exemplars or limit) and seed:
+        args += ["--seed", str(seed)]
+    if keypoints != "sentences":
+        args += ["--keypoints", keypoints]
+    if limit:
+        args += ["--limit", str(limit)]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", type=Path, help="Directory with scientsbank_2way.csv, beetle_2way.csv, saf_en_v2.csv")
+    parser.add_argument("--only", action="append", choices=[r[0] for r in RUNS], help="Run only this dataset (repeatable).")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="Seeded sample of N rows per run (quick look, not for the README).")
+    parser.add_argument("--keypoints", choices=["whole", "sentences"], default="sentences")
+    parser.add_argument("--config", default="{}", help="JSON overrides of ScoringConfig (the shipped defaults otherwise).")
+    parser.add_argument("--json-out", type=Path, default=None, help="Also write every EvalResult to this JSON file.")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    session = EvalSession(Encoder(), ScoringConfig(**json.loads(args.config)))
+    results: list[tuple[str, Path, EvalResult]] = []
+    for name, filename, splits in RUNS:
+        if args.only and name not in args.only:
+            continue
+        path = args.datasets / filename
+        if not path.is_file():
+            sys.exit(f"{path}: not found (pass the directory that holds the dataset CSVs)")
+        dataset = load_dataset(path)
+        for split in splits:
+            for k in EXEMPLARS:
+                t0 = time.perf_counter()
+                result = evaluate(
+                    dataset, split=split, exemplars=k, seed=args.seed, keypoints=args.keypoints,
+                    limit=args.limit, session=session,
+                )
+                results.append((name, path, result))
+                print(f"[{time.perf_counter() - t0:6.1f} s] {name} {split} exemplars={k} n={result.n}", file=sys.stderr)
+
+    print(f"model: {session.encoder.identity}; keypoints: {args.keypoints}; seed: {args.seed}; "
+          f"scoring overrides: {args.config}\n")
+    print("| dataset | split | exemplars/question | n | metric | plain-cosine baseline | grader | grader without exemplars (same rows) |")
+    print("|---|---|---:|---:|---|---:|---:|---:|")
+    for name, path, r in results:
+        for metric in METRICS[r.task]:
+            no_ex = r.metrics.get("grader_no_exemplars")
+            if getattr(r.metrics["grader"], metric) is None and metric == "pearson_fraction":
+                continue
+            print(
+                f"| {name} | {r.split} | {r.settings.exemplars} | {r.n} | {metric} | "
+                f"{fmt(getattr(r.metrics['baseline'], metric))} | {fmt(getattr(r.metrics['grader'], metric))} | "
+                f"{fmt(getattr(no_ex, metric)) if no_ex else ''} |"
+            )
+    print("\nCommands (one `grader eval` per table row group; add --json for the numbers as JSON):\n")
+    print("```")
+    for name, path, r in results:
+        print(command(path, r.split or "", r.settings.exemplars, args.seed, args.keypoints, args.limit))
+    print("```")
+    wall = time.perf_counter() - started
+    print(f"\nwall time: {wall:.0f} s")
+    if args.json_out:
+        args.json_out.write_text(
+            json.dumps([{"name": n, **r.model_dump()} for n, _, r in results], indent=2) + "\n", encoding="utf-8"
+        )
+
+
+if __name__ == "__main__":
+    main()
