@@ -74,6 +74,10 @@ def default_device() -> str:
 @lru_cache(maxsize=4)
 def _load(path: str, device: str):  # noqa: ANN202 - SentenceTransformer is imported lazily
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # no download chatter or weight-loading bars in a TA's terminal
+    hf_logging.disable_progress_bar()
 
     from grader.finetuned import is_finetuned_dir, load_finetuned
 

@@ -194,6 +194,29 @@ def _misconception_words(rubric: Rubric, part: Part) -> list[set[str]]:
     return [lexical.distinctive_stems(" ".join(_group_texts(m)), background) for m in part.misconceptions]
 
 
+PARAPHRASE_TOLERANCE = 0.05
+
+
+def _consistent_match(unit: str, texts: list[str], sims: np.ndarray, floor: float) -> tuple[float, bool]:
+    """The unit's similarity to an idea stated several ways, and whether the unit denies it.
+
+    Wordings of one idea may differ in polarity ("RNNs do not need them" / "they are
+    unnecessary" / "the order is already known"), so a unit denies the idea only if it
+    contradicts every wording about as close as the closest one; otherwise its
+    similarity is that of the closest wording it agrees with.
+    """
+    order = np.argsort(-sims)
+    best = float(sims[order[0]])
+    if best < floor:
+        return best, False
+    for t in order:
+        if sims[t] < best - PARAPHRASE_TOLERANCE:
+            break
+        if not lexical.contradicts(unit, texts[int(t)]):
+            return float(sims[t]), False
+    return best, True
+
+
 def _ramp(sim: float, low: float, high: float) -> float:
     return float(np.clip((sim - low) / (high - low), 0.0, 1.0))
 
@@ -247,13 +270,13 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     for m, (group, sims) in enumerate(zip(index.misconceptions, mis_sims)):
         distinctive = index.misconception_words[m]
         for u, unit in enumerate(units):
-            t = int(np.argmax(sims[u]))
-            if sims[u, t] < mis_floor:
+            if sims[u].max() < mis_floor:
                 continue  # too far to cost anything; skip the word checks
             if distinctive and not (lexical.content_stems(unit.text) & distinctive):
                 continue
-            if not lexical.contradicts(unit.text, group.texts[t]):
-                mis_consistent[u, m] = sims[u, t]
+            sim, denied = _consistent_match(unit.text, group.texts, sims[u], mis_floor)
+            if not denied:
+                mis_consistent[u, m] = sim
     mis_best_per_unit = mis_consistent.max(axis=1) if index.misconceptions else np.zeros(len(units))
 
     mid = (cfg.match_low + cfg.match_high) / 2
@@ -267,8 +290,8 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         best_blocked: tuple[float, int, list[str]] | None = None
         contradiction = 0.0
         for u, unit in enumerate(units):
-            t = int(np.argmax(sims[u]))
-            sim = float(sims[u, t])
+            # below match_low a unit neither earns credit nor denies anything worth reporting
+            sim, negated = _consistent_match(unit.text, group.texts, sims[u], cfg.match_low)
             flags: list[str] = []
             if unit.keyword_list:
                 flags.append("keyword_list")
@@ -276,8 +299,6 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
                 flags.append("copies_question")
             if off_topic[u]:
                 flags.append("off_topic")
-            # below match_low a unit neither earns credit nor denies anything worth reporting
-            negated = sim >= cfg.match_low and lexical.contradicts(unit.text, group.texts[t])
             if negated:
                 flags.append("negated")
                 if not (unit.keyword_list or unit.copies_question or off_topic[u]):
