@@ -34,13 +34,19 @@ RUNS: list[tuple[str, str, list[str]]] = [
     ("saf", "saf_en_v2.csv", ["unseen_answers", "unseen_questions"]),
 ]
 EXEMPLARS = (0, 5)
+"""Exemplars per question; --exemplars adds more (e.g. 20: a TA has graded a stack of answers)."""
 METRICS = {"2way": ("accuracy", "macro_f1"), "points": ("pearson", "spearman", "rmse", "qwk", "pearson_fraction")}
 """pearson_fraction (Pearson on points / max) is shown because SAF's questions have maxima from 0.5 to 3.5:
 the pooled Pearson on points rewards knowing each question's maximum (the baseline's line scales by it)."""
 
 
-def command(path: Path, split: str, exemplars: int, seed: int, keypoints: str, limit: int | None) -> str:
+def command(path: Path, split: str, exemplars: int, seed: int, keypoints: str, limit: int | None,
+            model: str = "all-MiniLM-L6-v2", int8: bool = False) -> str:
     args = ["grader", "eval", str(path), "--split", split]
+    if model != "all-MiniLM-L6-v2":
+        args += ["--model", model]
+    if int8:
+        args += ["--int8"]
     if exemplars:
         args += ["--exemplars", str(exemplars)]
     if (exemplars or limit) and seed:
@@ -65,10 +71,14 @@ def main() -> None:
     parser.add_argument("--keypoints", choices=["whole", "sentences"], default="sentences")
     parser.add_argument("--config", default="{}", help="JSON overrides of ScoringConfig (the shipped defaults otherwise).")
     parser.add_argument("--json-out", type=Path, default=None, help="Also write every EvalResult to this JSON file.")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="Grader's embedding model (the baseline stays MiniLM).")
+    parser.add_argument("--int8", action="store_true", help="int8-quantised encoder for the grader.")
+    parser.add_argument("--exemplars", default=",".join(map(str, EXEMPLARS)), help="Comma list of exemplar counts.")
     args = parser.parse_args()
+    counts = [int(k) for k in args.exemplars.split(",")]
 
     started = time.perf_counter()
-    session = EvalSession(Encoder(), ScoringConfig(**json.loads(args.config)))
+    session = EvalSession(Encoder(args.model, int8=args.int8), ScoringConfig(**json.loads(args.config)))
     results: list[tuple[str, Path, EvalResult]] = []
     for name, filename, splits in RUNS:
         if args.only and name not in args.only:
@@ -78,7 +88,7 @@ def main() -> None:
             sys.exit(f"{path}: not found (pass the directory that holds the dataset CSVs)")
         dataset = load_dataset(path)
         for split in splits:
-            for k in EXEMPLARS:
+            for k in counts:
                 t0 = time.perf_counter()
                 result = evaluate(
                     dataset, split=split, exemplars=k, seed=args.seed, keypoints=args.keypoints,
@@ -104,7 +114,8 @@ def main() -> None:
     print("\nCommands (one `grader eval` per table row group; add --json for the numbers as JSON):\n")
     print("```")
     for name, path, r in results:
-        print(command(path, r.split or "", r.settings.exemplars, args.seed, args.keypoints, args.limit))
+        print(command(path, r.split or "", r.settings.exemplars, args.seed, args.keypoints, args.limit,
+                      args.model, args.int8))
     print("```")
     wall = time.perf_counter() - started
     print(f"\nwall time: {wall:.0f} s")

@@ -42,7 +42,7 @@ def main() -> None:
     for item in items:
         index = indexes[item["part"]]
         assessment = assess(index, item["answer"], encoder)
-        points, _ = final_points(index, assessment.raw_score)
+        points, _ = final_points(index, assessment)
         low = item["expect"].get("min_fraction", 0.0)
         high = item["expect"].get("max_fraction", 1.0)
         row = table[item["category"]]

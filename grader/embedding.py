@@ -72,7 +72,7 @@ def default_device() -> str:
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, device: str):  # noqa: ANN202 - SentenceTransformer is imported lazily
+def _load(path: str, device: str, int8: bool = False):  # noqa: ANN202 - SentenceTransformer is imported lazily
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
@@ -82,8 +82,15 @@ def _load(path: str, device: str):  # noqa: ANN202 - SentenceTransformer is impo
     from grader.finetuned import is_finetuned_dir, load_finetuned
 
     if is_finetuned_dir(path):
-        return load_finetuned(path, device)
-    return SentenceTransformer(path, device=device, local_files_only=True)
+        model = load_finetuned(path, device)
+    else:
+        model = SentenceTransformer(path, device=device, local_files_only=True)
+    if int8:
+        import torch
+
+        # dynamic int8 quantisation of the Linear layers: a faster CPU path (measured in the README)
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
 
 _MEMO: dict[str, dict[str, np.ndarray]] = {}
@@ -106,11 +113,15 @@ class Encoder:
         device: str | None = None,
         batch_size: int = 64,
         cache: "Cache | None" = None,
+        int8: bool = False,
     ):
         self.path = resolve_model_path(model)
         self.device = device or default_device()
         self.batch_size = batch_size
+        self.int8 = int8 and self.device == "cpu"
         self.identity = model_identity(self.path, DEFAULT_MODEL if model in (None, DEFAULT_MODEL) else None)
+        if self.int8:
+            self.identity += "+int8"  # other vectors: cached and reported apart from the float model's
         self.cache = cache
         self._memo = _MEMO.setdefault(self.identity, {})
         self._pinned: set[str] = set()
@@ -122,7 +133,7 @@ class Encoder:
 
     @property
     def model(self):  # noqa: ANN201
-        return _load(str(self.path), self.device)
+        return _load(str(self.path), self.device, self.int8)
 
     def _encode_new(self, texts: list[str]) -> np.ndarray:
         started = time.perf_counter()

@@ -104,7 +104,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from grader.embedding import Encoder
+from grader.embedding import DEFAULT_MODEL, Encoder
 from grader.rubric import Exemplar, KeyPoint, Part, Rubric, RubricSet
 from grader.scoring import ScoringConfig, all_answer_texts
 from grader.sentences import split_sentences
@@ -618,6 +618,8 @@ class EvalSession:
     def __init__(self, encoder: Encoder | None = None, scoring: ScoringConfig | None = None):
         self.encoder = encoder or Encoder()
         self.scoring = scoring or ScoringConfig()
+        # the reference point is always plain all-MiniLM-L6-v2, whatever model the grader uses
+        self.baseline_encoder = self.encoder if self.encoder.identity.startswith(f"{DEFAULT_MODEL}@") else Encoder()
         self._graders: dict[str, object] = {}
         self._points: dict[tuple[str, str, str], float] = {}
 
@@ -734,10 +736,10 @@ def evaluate(
     references = {q.question_id: [q.reference_answer, *q.alternatives] for q in questions.values()}
     baseline_rows = eval_rows if fit_is_eval else eval_rows + fit_rows
     graded_rows = eval_rows if fit_is_eval or dataset.task == "points" else baseline_rows
-    encoder.prime(
-        all_answer_texts((r.student_answer for r in graded_rows), scoring.window)
-        + [r.student_answer for r in baseline_rows]
-        + [t for r in baseline_rows for t in references[r.question_id]]
+    encoder.prime(all_answer_texts((r.student_answer for r in graded_rows), scoring.window))
+    baseline_encoder = session.baseline_encoder
+    baseline_encoder.prime(
+        [r.student_answer for r in baseline_rows] + [t for r in baseline_rows for t in references[r.question_id]]
     )
     t_encode = time.perf_counter() - t0
 
@@ -746,9 +748,9 @@ def evaluate(
         return session.grade(rs, [(questions[r.question_id].rubric_id, r.student_answer) for r in rows])
 
     def cosine(rows: list[Row]) -> np.ndarray:
-        answers = encoder.encode([r.student_answer for r in rows])
+        answers = baseline_encoder.encode([r.student_answer for r in rows])
         return np.array(
-            [float(np.max(encoder.encode(references[r.question_id]) @ a)) for r, a in zip(rows, answers)]
+            [float(np.max(baseline_encoder.encode(references[r.question_id]) @ a)) for r, a in zip(rows, answers)]
         )
 
     t0 = time.perf_counter()

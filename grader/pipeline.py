@@ -47,6 +47,7 @@ class GradeOptions(BaseModel):
     allow_unsandboxed: bool = Field(default=False, description="Run student code even where isolation is missing.")
     code_workers: int = Field(default=1, ge=1)
     cache_dir: Path | None = Field(default=None, description="Embedding and result cache (SQLite); None: memory only.")
+    int8: bool = Field(default=False, description="Quantise the encoder's Linear layers to int8 (CPU only).")
     chunk_size: int = Field(default=64, ge=1, description="Students parsed, encoded and reported together.")
     memo_limit: int = Field(default=50_000, ge=0, description="Student-text vectors kept in memory between chunks.")
 
@@ -86,7 +87,7 @@ def _code_not_run(part_id: str, part: Part, reason: str) -> PartResult:
 def written_result(index: PartIndex, text: str, encoder: Encoder) -> PartResult:
     """Score one written answer and phrase its feedback."""
     assessment = assess(index, text, encoder)
-    points, calibrated = final_points(index, assessment.raw_score)
+    points, calibrated = final_points(index, assessment)
     return PartResult(
         part_id=index.part_id,
         kind="written",
@@ -168,7 +169,7 @@ class Grader:
         self.rubrics = rubrics
         self.options = options or GradeOptions()
         self.cache = Cache(self.options.cache_dir) if self.options.cache_dir else None
-        self.encoder = encoder or Encoder(self.options.model, cache=self.cache)
+        self.encoder = encoder or Encoder(self.options.model, cache=self.cache, int8=self.options.int8)
         self.indexes = build_indexes(rubrics, self.encoder, self.options.scoring)
         self.part_keys = {pid: part_key(ix, rubrics, self.encoder) for pid, ix in self.indexes.items()}
         self.layout = layout_of(rubrics)

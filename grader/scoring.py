@@ -39,6 +39,15 @@ class ScoringConfig(BaseModel):
     )
     off_topic_margin: float = Field(default=0.05, description="A unit closer to another question's key points by this much is off topic.")
     window: int = Field(default=2, ge=1, le=4, description="Sentences per sliding window (1 disables windows).")
+    holistic_weight: float = Field(
+        default=0.25, ge=0, le=1,
+        description="Share of the raw score from the whole answer's similarity to the reference answer.",
+    )
+    holistic_low: float = Field(default=0.35, description="Whole-answer cosine that starts earning holistic credit.")
+    holistic_high: float = Field(default=0.80, description="Whole-answer cosine that earns all holistic credit.")
+    knn_k: int = Field(default=3, ge=1, description="Graded exemplars consulted per answer.")
+    knn_low: float = Field(default=0.60, description="Below this cosine to its nearest exemplar, an answer ignores them.")
+    knn_high: float = Field(default=0.90, description="From this cosine on, the nearest exemplars' grades weigh most.")
     long_answer_sentences: int = Field(default=12, description="From this many sentences on, off-topic padding costs credit.")
     similarity_decimals: int = 4
 
@@ -73,6 +82,10 @@ class PartIndex:
     calibration: Calibration | None = None
     misconception_words: list[set[str]] = field(default_factory=list)
     """Per misconception, the content words it uses that the prompt and key points do not."""
+    reference_vector: np.ndarray | None = None
+    exemplar_vectors: np.ndarray | None = None
+    """Whole-answer vectors of the graded exemplars, with their TA fractions below."""
+    exemplar_fractions: np.ndarray | None = None
 
 
 @dataclass
@@ -106,6 +119,11 @@ class Assessment:
     flags: set[str] = field(default_factory=set)
     off_topic_question: str | None = None
     n_sentences: int = 0
+    holistic: float = 0.0
+    """Cosine of the whole answer with the reference answer."""
+    neighbours: float | None = None
+    """Similarity-weighted TA fraction of the nearest graded exemplars (None without exemplars)."""
+    neighbour_weight: float = 0.0
 
 
 def part_prompt(rubric: Rubric, part: Part) -> str:
@@ -134,6 +152,7 @@ def rubric_texts(rubrics: RubricSet) -> list[str]:
         for item in [*part.key_points, *part.misconceptions]:
             out.extend(_group_texts(item))
         out.extend(background_sentences(part))
+        out.append(part.reference_answer)
     return out
 
 
@@ -143,9 +162,14 @@ def answer_units(text: str, window: int = 2) -> tuple[list[str], list[str]]:
     return sentences, sentence_windows(sentences, window)
 
 
+def whole_text(sentences: list[str]) -> str:
+    """The answer as one text (its sentence units joined), for whole-answer similarities."""
+    return " ".join(sentences)
+
+
 def texts_to_encode(text: str, window: int = 2) -> list[str]:
     sentences, windows = answer_units(text, window)
-    return sentences + windows
+    return sentences + windows + ([whole_text(sentences)] if sentences else [])
 
 
 def build_indexes(rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | None = None) -> dict[str, PartIndex]:
@@ -182,7 +206,13 @@ def build_indexes(rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | 
             misconception_words=_misconception_words(rubric, part),
         )
     for index in indexes.values():
+        index.reference_vector = encoder.encode([index.part.reference_answer])[0]
         exemplars = index.part.exemplars
+        wholes = [whole_text(split_sentences(ex.answer)) for ex in exemplars]
+        usable = [i for i, w in enumerate(wholes) if w]
+        if usable:
+            index.exemplar_vectors = encoder.encode([wholes[i] for i in usable])
+            index.exemplar_fractions = np.array([exemplars[i].points / index.part.max_points for i in usable])
         if exemplars:
             raws = [assess(index, ex.answer, encoder).raw_score for ex in exemplars]
             index.calibration = fit_calibration(raws, [ex.points / index.part.max_points for ex in exemplars])
@@ -377,7 +407,18 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
             f"credit scaled by {factor:.2f}"
         )
         flags_seen.add("padding")
-    raw = float(np.clip((earned - penalty_total) / part.max_points, 0.0, 1.0))
+    # Holistic share: the whole answer against the reference answer, counted only as far as the
+    # answer's sentences are on topic, no keyword lists or copies, and its key points not denied.
+    answer_vector = encoder.encode([whole_text(sentences)])[0]
+    holistic = round(float(answer_vector @ index.reference_vector), decimals) if index.reference_vector is not None else 0.0
+    clean = 1.0 - float(np.mean([off_topic[i] or units[i].keyword_list or units[i].copies_question for i in range(n_sentences)]))
+    denied = sum(kp.points for kp, r in zip(part.key_points, kp_results) if {"negated", "hedged"} & set(r.flags))
+    gate = clean * (1.0 - denied / part.max_points) * (0.5 + precision if n_sentences >= cfg.long_answer_sentences and precision < 0.5 else 1.0)
+    beta = cfg.holistic_weight
+    fraction = (1 - beta) * earned / part.max_points + beta * gate * _ramp(holistic, cfg.holistic_low, cfg.holistic_high)
+    raw = float(np.clip(fraction - penalty_total / part.max_points, 0.0, 1.0))
+    neighbours, neighbour_weight = _neighbours(index, answer_vector, cfg)
+    neighbour_weight = round(neighbour_weight * gate, 4)  # exemplars cannot vouch for flagged text either
 
     off_topic_question = None
     if sentence_units and off_topic[:sentence_units].mean() >= 0.5:
@@ -407,6 +448,9 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         flags=flags_seen,
         off_topic_question=off_topic_question,
         n_sentences=sentence_units,
+        holistic=holistic,
+        neighbours=neighbours,
+        neighbour_weight=neighbour_weight,
     )
 
 
@@ -417,12 +461,35 @@ def _empty_key_points(part: Part) -> list[KeyPointResult]:
     ]
 
 
-def final_points(index: PartIndex, raw: float) -> tuple[float, bool]:
-    """Points for a raw score: through the exemplar calibration when the part has one."""
+def _neighbours(index: PartIndex, answer_vector: np.ndarray, cfg: ScoringConfig) -> tuple[float | None, float]:
+    """What the TA gave the most similar graded exemplars, and how much that should count.
+
+    The weight grows from 0 at cosine knn_low to its most at knn_high with the nearest
+    exemplar, and with the number of exemplars (n/(n+3)): one loosely similar exemplar
+    says little, a near-duplicate of a graded answer says a lot.
+    """
+    if index.exemplar_vectors is None or index.exemplar_fractions is None:
+        return None, 0.0
+    sims = np.round(index.exemplar_vectors @ answer_vector, cfg.similarity_decimals)
+    top = np.argsort(-sims, kind="stable")[: cfg.knn_k]
+    weights = np.exp((sims[top] - sims[top[0]]) / 0.05)
+    estimate = float(np.average(index.exemplar_fractions[top], weights=weights))
+    n = len(sims)
+    weight = _ramp(float(sims[top[0]]), cfg.knn_low, cfg.knn_high) * n / (n + 3)
+    return round(estimate, 4), round(weight, 4)
+
+
+def final_points(index: PartIndex, assessment: Assessment) -> tuple[float, bool]:
+    """Points for an assessment: raw score through the exemplar calibration, blended with the
+    grades of the nearest exemplars when the part has some."""
     max_points = index.part.max_points
-    if index.calibration is not None:
-        return round(index.calibration(raw) * max_points, 2), True
-    return round(raw * max_points, 2), False
+    fraction = index.calibration(assessment.raw_score) if index.calibration is not None else assessment.raw_score
+    used = index.calibration is not None
+    if assessment.neighbours is not None and assessment.neighbour_weight > 0:
+        w = assessment.neighbour_weight
+        fraction = (1 - w) * fraction + w * assessment.neighbours
+        used = True
+    return round(float(np.clip(fraction, 0, 1)) * max_points, 2), used
 
 
 def all_answer_texts(answers: Iterable[str], window: int = 2) -> list[str]:

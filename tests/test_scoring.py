@@ -41,7 +41,7 @@ def labelled(written_grader):
     for item in items:
         index = written_grader.indexes[item["part"]]
         assessment = assess(index, item["answer"], encoder)
-        points, _ = final_points(index, assessment.raw_score)
+        points, _ = final_points(index, assessment)
         fraction = points / index.part.max_points
         low = item["expect"].get("min_fraction", 0.0)
         high = item["expect"].get("max_fraction", 1.0)
