@@ -26,6 +26,7 @@ from pathlib import Path
 
 from grader.embedding import Encoder
 from grader.evaluation import EvalResult, EvalSession, evaluate, load_dataset
+from grader.pipeline import load_judge
 from grader.scoring import ScoringConfig
 
 RUNS: list[tuple[str, str, list[str]]] = [
@@ -41,12 +42,14 @@ the pooled Pearson on points rewards knowing each question's maximum (the baseli
 
 
 def command(path: Path, split: str, exemplars: int, seed: int, keypoints: str, limit: int | None,
-            model: str = "all-MiniLM-L6-v2", int8: bool = False) -> str:
+            model: str = "all-MiniLM-L6-v2", int8: bool = False, judge: str | None = None) -> str:
     args = ["grader", "eval", str(path), "--split", split]
     if model != "all-MiniLM-L6-v2":
         args += ["--model", model]
     if int8:
         args += ["--int8"]
+    if judge:
+        args += ["--judge", judge]
     if exemplars:
         args += ["--exemplars", str(exemplars)]
     if (exemplars or limit) and seed:
@@ -73,12 +76,14 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, default=None, help="Also write every EvalResult to this JSON file.")
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="Grader's embedding model (the baseline stays MiniLM).")
     parser.add_argument("--int8", action="store_true", help="int8-quantised encoder for the grader.")
+    parser.add_argument("--judge", default=None, help="Cross-encoder judge for the grader (e.g. grader-judge-v1).")
     parser.add_argument("--exemplars", default=",".join(map(str, EXEMPLARS)), help="Comma list of exemplar counts.")
     args = parser.parse_args()
     counts = [int(k) for k in args.exemplars.split(",")]
 
     started = time.perf_counter()
-    session = EvalSession(Encoder(args.model, int8=args.int8), ScoringConfig(**json.loads(args.config)))
+    judge = load_judge(args.judge) if args.judge else None
+    session = EvalSession(Encoder(args.model, int8=args.int8), ScoringConfig(**json.loads(args.config)), judge)
     results: list[tuple[str, Path, EvalResult]] = []
     for name, filename, splits in RUNS:
         if args.only and name not in args.only:
@@ -97,7 +102,7 @@ def main() -> None:
                 results.append((name, path, result))
                 print(f"[{time.perf_counter() - t0:6.1f} s] {name} {split} exemplars={k} n={result.n}", file=sys.stderr)
 
-    print(f"model: {session.encoder.identity}; keypoints: {args.keypoints}; seed: {args.seed}; "
+    print(f"model: {session.encoder.identity}; judge: {judge.identity if judge else 'none'}; keypoints: {args.keypoints}; seed: {args.seed}; "
           f"scoring overrides: {args.config}\n")
     print("| dataset | split | exemplars/question | n | metric | plain-cosine baseline | grader | grader without exemplars (same rows) |")
     print("|---|---|---:|---:|---|---:|---:|---:|")
@@ -115,7 +120,7 @@ def main() -> None:
     print("```")
     for name, path, r in results:
         print(command(path, r.split or "", r.settings.exemplars, args.seed, args.keypoints, args.limit,
-                      args.model, args.int8))
+                      args.model, args.int8, args.judge))
     print("```")
     wall = time.perf_counter() - started
     print(f"\nwall time: {wall:.0f} s")

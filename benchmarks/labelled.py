@@ -18,7 +18,8 @@ import yaml
 
 from grader.embedding import Encoder
 from grader.rubric import load_rubric_dir
-from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points
+from grader.pipeline import load_judge
+from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,19 +30,21 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "labelled_answers.yaml")
     parser.add_argument("--model", default=None)
     parser.add_argument("--config", default="{}", help="JSON overrides of ScoringConfig")
+    parser.add_argument("--judge", default=None, help="Cross-encoder judge (e.g. grader-judge-v1)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     rubrics = load_rubric_dir(args.rubrics)
     encoder = Encoder(args.model)
-    indexes = build_indexes(rubrics, encoder, ScoringConfig(**json.loads(args.config)))
+    judge = load_judge(args.judge) if args.judge else None
+    indexes = build_indexes(rubrics, encoder, ScoringConfig(**json.loads(args.config)), judge)
     items = yaml.safe_load(args.data.read_text())
     encoder.prime(all_answer_texts(item["answer"] for item in items))
     table: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "raw_ok": 0, "calibrated_ok": 0})
     for item in items:
         index = indexes[item["part"]]
-        assessment = assess(index, item["answer"], encoder)
+        assessment = judged(index, assess(index, item["answer"], encoder), judge)
         points, _ = final_points(index, assessment)
         low = item["expect"].get("min_fraction", 0.0)
         high = item["expect"].get("max_fraction", 1.0)
@@ -58,7 +61,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"model": encoder.identity, "categories": table, "total": total}))
         return
-    print(f"model: {encoder.identity}")
+    print(f"model: {encoder.identity}; judge: {judge.identity if judge else 'none'}; config: {args.config}")
     print("| category | n | in range (raw) | in range (calibrated) |\n|---|---:|---:|---:|")
     for cat in sorted(table):
         r = table[cat]

@@ -81,7 +81,7 @@ def run_batch(
         reports[next(positions)] = report
     t0 = time.perf_counter()
     ordered = [reports[i] for i in sorted(reports)]
-    summary = summarize(ordered, grader.rubrics, grader.encoder.identity, time.perf_counter() - started)
+    summary = summarize(ordered, grader.rubrics, grader.model_identity, time.perf_counter() - started)
     write_summary(out, ordered, summary, grader.rubrics)
     grader.stats.report_s += time.perf_counter() - t0
     return BatchOutcome(ordered, summary, reused)

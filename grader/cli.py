@@ -76,6 +76,10 @@ CacheDirOption = Annotated[
     typer.Option("--cache-dir", help="Embedding/result cache [default: $GRADER_CACHE_DIR or ~/.cache/grader]."),
 ]
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Keep nothing on disk between runs.")]
+JudgeOption = Annotated[
+    Optional[str],
+    typer.Option("--judge", help="Cross-encoder that re-weighs the evidence (e.g. grader-judge-v1); off by default."),
+]
 Int8Option = Annotated[
     bool, typer.Option("--int8", help="Faster CPU encoder: int8-quantised (agreement measured in the README).")
 ]
@@ -84,6 +88,7 @@ Int8Option = Annotated[
 def _make_grader(  # noqa: ANN202
     rubrics: RubricSet, model: str, max_bytes: int, no_code: bool, unsandboxed: bool,
     cache_dir: Path | None = None, no_cache: bool = False, chunk_size: int = 64, int8: bool = False,
+    judge: str | None = None,
 ):
     from grader.cache import default_cache_dir
     from grader.pipeline import GradeOptions, Grader
@@ -91,6 +96,7 @@ def _make_grader(  # noqa: ANN202
     options = GradeOptions(
         model=model, max_bytes=max_bytes, run_code=not no_code, allow_unsandboxed=unsandboxed,
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()), chunk_size=chunk_size, int8=int8,
+        judge=judge,
     )
     try:
         return Grader(rubrics, options)
@@ -117,6 +123,7 @@ def grade(
         int, typer.Option("--chunk-size", min=1, help="Students encoded and written together (memory vs. speed).")
     ] = 64,
     int8: Int8Option = False,
+    judge: JudgeOption = None,
 ) -> None:
     """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json.
 
@@ -137,7 +144,7 @@ def grade(
         err.print("[bold red]No submissions found[/] in " + ", ".join(map(str, submissions)))
         raise typer.Exit(1)
     with _make_grader(
-        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, chunk_size, int8
+        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, chunk_size, int8, judge
     ) as grader:
         with Progress(
             TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
@@ -180,6 +187,7 @@ def check(
     allow_unsandboxed: UnsandboxedOption = False,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    judge: JudgeOption = None,
 ) -> None:
     """Self-check one submission: per-part points and feedback."""
     from grader.export import report_json
@@ -193,7 +201,9 @@ def check(
     if len(sources) != 1:
         err.print(f"[bold red]Expected one submission in {file}, found {len(sources)}.[/]")
         raise typer.Exit(2)
-    with _make_grader(rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache) as grader:
+    with _make_grader(
+        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, judge=judge
+    ) as grader:
         (report,) = grader.grade_sources(sources)
     if as_json:
         sys.stdout.write(report_json(report) + "\n")
@@ -261,10 +271,12 @@ def eval_(
     ] = None,
     model: ModelOption = DEFAULT_MODEL,
     int8: Int8Option = False,
+    judge: JudgeOption = None,
 ) -> None:
     """Measure agreement with human graders: grader vs a plain-cosine baseline on a graded-answers CSV."""
     from grader.embedding import Encoder
     from grader.evaluation import EvalError, evaluate, metric_rows
+    from grader.pipeline import load_judge
 
     if keypoints not in ("whole", "sentences"):
         err.print(f"[bold red]--keypoints must be whole or sentences[/] (got {keypoints!r})")
@@ -273,6 +285,7 @@ def eval_(
         result = evaluate(
             dataset, split=split, max_score=max_score, exemplars=exemplars, seed=seed,
             keypoints=keypoints, limit=limit, encoder=Encoder(model, int8=int8),  # type: ignore[arg-type]
+            judge=load_judge(judge) if judge else None,
         )
     except EvalError as exc:
         err.print(f"[bold red]Cannot evaluate ({len(exc.problems)} problem(s)):[/]")

@@ -99,12 +99,16 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from grader.embedding import DEFAULT_MODEL, Encoder
+
+if TYPE_CHECKING:
+    from grader.judge import Judge
 from grader.rubric import Exemplar, KeyPoint, Part, Rubric, RubricSet
 from grader.scoring import ScoringConfig, all_answer_texts
 from grader.sentences import split_sentences
@@ -615,26 +619,27 @@ class EvalSession:
     not scored twice.
     """
 
-    def __init__(self, encoder: Encoder | None = None, scoring: ScoringConfig | None = None):
+    def __init__(self, encoder: Encoder | None = None, scoring: ScoringConfig | None = None, judge: "Judge | None" = None):
         self.encoder = encoder or Encoder()
         self.scoring = scoring or ScoringConfig()
+        self.judge = judge
         # the reference point is always plain all-MiniLM-L6-v2, whatever model the grader uses
         self.baseline_encoder = self.encoder if self.encoder.identity.startswith(f"{DEFAULT_MODEL}@") else Encoder()
         self._graders: dict[str, object] = {}
         self._points: dict[tuple[str, str, str], float] = {}
 
     def grade(self, rubrics: RubricSet, items: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Points for (rubric id, answer) pairs, through Grader's indexes and written_result."""
-        from grader.pipeline import GradeOptions, Grader, written_result
+        """Points for (rubric id, answer) pairs, through the same Grader.score_answers that `grader grade` uses."""
+        from grader.pipeline import GradeOptions, Grader
 
         grader = self._graders.get(rubrics.sha256)
         if grader is None:
-            grader = Grader(rubrics, GradeOptions(scoring=self.scoring, run_code=False), encoder=self.encoder)
+            grader = Grader(rubrics, GradeOptions(scoring=self.scoring, run_code=False), encoder=self.encoder,
+                            judge=self.judge)
             self._graders[rubrics.sha256] = grader
-        todo = [(rid, text) for rid, text in items if (rubrics.sha256, rid, text) not in self._points]
-        self.encoder.prime(all_answer_texts((text for _, text in todo), self.scoring.window))
-        for rid, text in todo:
-            result = written_result(grader.indexes[f"{rid}.a"], text, self.encoder)  # type: ignore[attr-defined]
+        todo = list(dict.fromkeys((rid, text) for rid, text in items if (rubrics.sha256, rid, text) not in self._points))
+        results = grader.score_answers([(f"{rid}.a", text) for rid, text in todo])  # type: ignore[attr-defined]
+        for (rid, text), result in zip(todo, results):
             self._points[(rubrics.sha256, rid, text)] = result.points
         return np.array([self._points[(rubrics.sha256, rid, text)] for rid, text in items], dtype=float)
 
@@ -660,6 +665,7 @@ def evaluate(
     encoder: Encoder | None = None,
     session: EvalSession | None = None,
     return_predictions: bool = False,
+    judge: "Judge | None" = None,
 ) -> EvalResult | tuple[EvalResult, Predictions]:
     """Grade the rows of `split` (default: every row) and compare with the human scores.
 
@@ -673,7 +679,7 @@ def evaluate(
         raise EvalError([f"--exemplars must be >= 0 (got {exemplars})"])
     if limit is not None and limit < 1:
         raise EvalError([f"--limit must be >= 1 (got {limit})"])
-    session = session or EvalSession(encoder, scoring)
+    session = session or EvalSession(encoder, scoring, judge)
     scoring, encoder = session.scoring, session.encoder
     notes = list(dataset.notes)
     if isinstance(data, Dataset) and max_score is not None:
@@ -819,7 +825,7 @@ def evaluate(
             fit_split=fit_split,
             n_fit=len(fit_rows),
             scoring=scoring.model_dump(),
-            model=encoder.identity,
+            model=encoder.identity + (f"+judge:{session.judge.identity}" if session.judge else ""),
         ),
         notes=notes,
         timing_s={

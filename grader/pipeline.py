@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -25,7 +26,10 @@ from grader.parsing import discover, parse_source
 from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing
 from grader.rubric import Part, Rubric, RubricSet
 from grader.scoring import (
+    Assessment,
     PartIndex,
+    judge_pairs,
+    judged,
     ScoringConfig,
     all_answer_texts,
     assess,
@@ -34,6 +38,9 @@ from grader.scoring import (
     final_points,
 )
 from grader.submission import Layout, Submission, SubmissionError, SubmissionSource
+
+if TYPE_CHECKING:
+    from grader.judge import Judge
 
 Progress = Callable[[str], None]
 """Called once per student as they finish (for a progress bar)."""
@@ -48,6 +55,9 @@ class GradeOptions(BaseModel):
     code_workers: int = Field(default=1, ge=1)
     cache_dir: Path | None = Field(default=None, description="Embedding and result cache (SQLite); None: memory only.")
     int8: bool = Field(default=False, description="Quantise the encoder's Linear layers to int8 (CPU only).")
+    judge: str | None = Field(
+        default=None, description="Cross-encoder that re-weighs the evidence (a name under models/ or a path); None: off."
+    )
     chunk_size: int = Field(default=64, ge=1, description="Students parsed, encoded and reported together.")
     memo_limit: int = Field(default=50_000, ge=0, description="Student-text vectors kept in memory between chunks.")
 
@@ -84,9 +94,13 @@ def _code_not_run(part_id: str, part: Part, reason: str) -> PartResult:
     )
 
 
-def written_result(index: PartIndex, text: str, encoder: Encoder) -> PartResult:
+def written_result(index: PartIndex, text: str, encoder: Encoder, judge: "Judge | None" = None) -> PartResult:
     """Score one written answer and phrase its feedback."""
-    assessment = assess(index, text, encoder)
+    return part_result(index, judged(index, assess(index, text, encoder), judge))
+
+
+def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
+    """The report entry for an assessed written answer: points, evidence and feedback."""
     points, calibrated = final_points(index, assessment)
     return PartResult(
         part_id=index.part_id,
@@ -104,6 +118,12 @@ def written_result(index: PartIndex, text: str, encoder: Encoder) -> PartResult:
     )
 
 
+def load_judge(name: str) -> "Judge":
+    from grader.judge import Judge
+
+    return Judge.load(name)
+
+
 LOAD_DEPENDENT = {"timeout", "killed", "crashed", "sandbox_error", "reference_error", "not_run", "no_result"}
 """Code outcomes that may differ on a rerun (machine load, a sandbox hiccup): never cached."""
 
@@ -117,7 +137,7 @@ def _repeatable(result: PartResult) -> bool:
     return not any(case.reason_code in LOAD_DEPENDENT for case in result.code.cases)
 
 
-def part_key(index: PartIndex, rubrics: RubricSet, encoder: Encoder) -> bytes:
+def part_key(index: PartIndex, rubrics: RubricSet, model_identity: str) -> bytes:
     """Everything a written part's result depends on, except the answer: a rubric edit elsewhere keeps it.
 
     The part's own definition, its question stem, the other questions' reference sentences
@@ -127,7 +147,7 @@ def part_key(index: PartIndex, rubrics: RubricSet, encoder: Encoder) -> bytes:
         t for r, p in rubrics.parts() if p.kind == "written" and r.id != index.rubric.id for t in background_sentences(p)
     ]
     return digest(
-        __version__, encoder.identity, index.config.model_dump_json(), index.rubric.question or "",
+        __version__, model_identity, index.config.model_dump_json(), index.rubric.question or "",
         index.part.model_dump_json(), "\n".join(background),
     )
 
@@ -165,13 +185,18 @@ class Grader:
     Build one per process and reuse it: the model loads once and rubric texts are embedded once.
     """
 
-    def __init__(self, rubrics: RubricSet, options: GradeOptions | None = None, encoder: Encoder | None = None):
+    def __init__(
+        self, rubrics: RubricSet, options: GradeOptions | None = None, encoder: Encoder | None = None,
+        judge: "Judge | None" = None,
+    ):
         self.rubrics = rubrics
         self.options = options or GradeOptions()
         self.cache = Cache(self.options.cache_dir) if self.options.cache_dir else None
         self.encoder = encoder or Encoder(self.options.model, cache=self.cache, int8=self.options.int8)
-        self.indexes = build_indexes(rubrics, self.encoder, self.options.scoring)
-        self.part_keys = {pid: part_key(ix, rubrics, self.encoder) for pid, ix in self.indexes.items()}
+        self.judge = judge or (load_judge(self.options.judge) if self.options.judge else None)
+        self.indexes = build_indexes(rubrics, self.encoder, self.options.scoring, self.judge)
+        self.model_identity = self.encoder.identity + (f"+judge:{self.judge.identity}" if self.judge else "")
+        self.part_keys = {pid: part_key(ix, rubrics, self.model_identity) for pid, ix in self.indexes.items()}
         self.layout = layout_of(rubrics)
         self.stats = RunStats()
         self._code = None
@@ -250,7 +275,7 @@ class Grader:
             timing=Timing(total_s=round(time.perf_counter() - started, 4)),
             grader_version=__version__,
             rubric_sha256=self.rubrics.sha256,
-            model=self.encoder.identity,
+            model=self.model_identity,
             input_sha256=input_sha256,
         )
 
@@ -285,13 +310,15 @@ class Grader:
         todo = [j for j in jobs if j[3] not in cached]
         encode_before = self.encoder.encode_s
         self.encoder.prime(all_answer_texts((j[2] for j in todo), self.options.scoring.window))
+        scored = self.score_answers([(part_id, text) for _, part_id, text, _ in todo])
+        fresh_by_key = {key: result for (_, _, _, key), result in zip(todo, scored)}
         fresh: list[tuple[bytes, str]] = []
         for item, part_id, text, key in jobs:
             if key in cached:
                 result = PartResult.model_validate_json(cached[key])
                 self.stats.n_parts_from_cache += 1
             else:
-                result = written_result(self.indexes[part_id], text, self.encoder)
+                result = fresh_by_key[key]
                 fresh.append((key, result.model_dump_json()))
                 self.stats.n_parts_scored += 1
             item.parts[part_id] = result
@@ -303,6 +330,16 @@ class Grader:
         self.stats.score_s += elapsed - encoded
         for item in pending:
             item.timing.score_s = round(elapsed / max(len(pending), 1), 4)
+
+    def score_answers(self, answers: Sequence[tuple[str, str]]) -> list[PartResult]:
+        """Score (part id, answer text) pairs: one encode, one batched judge call, then per-answer results."""
+        self.encoder.prime(all_answer_texts((text for _, text in answers), self.options.scoring.window))
+        assessments = [assess(self.indexes[pid], text, self.encoder) for pid, text in answers]
+        if self.judge is not None:  # one batched judge call; apply_judge then reads the judge's memo
+            t0 = time.perf_counter()
+            self.judge.score([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
+            self.encoder.encode_s += time.perf_counter() - t0
+        return [part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge)) for (pid, _), a in zip(answers, assessments)]
 
     def grade_stream(
         self, sources: Sequence[SubmissionSource], progress: Progress | None = None
@@ -371,7 +408,7 @@ class Grader:
             timing=item.timing,
             grader_version=__version__,
             rubric_sha256=self.rubrics.sha256,
-            model=self.encoder.identity,
+            model=self.model_identity,
             input_sha256=item.input_sha256,
         )
 
@@ -380,7 +417,7 @@ class Grader:
         return (
             report.input_sha256 == source_sha256(source)
             and report.rubric_sha256 == self.rubrics.sha256
-            and report.model == self.encoder.identity
+            and report.model == self.model_identity
             and report.grader_version == __version__
         )
 

@@ -13,8 +13,9 @@ graded exemplars, mapped to points by their calibration.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -25,6 +26,9 @@ from grader.embedding import Encoder
 from grader.report import KeyPointResult, MisconceptionResult
 from grader.rubric import Part, Rubric, RubricSet
 from grader.sentences import sentence_windows, split_sentences
+
+if TYPE_CHECKING:
+    from grader.judge import Judge
 
 
 class ScoringConfig(BaseModel):
@@ -45,6 +49,10 @@ class ScoringConfig(BaseModel):
     )
     holistic_low: float = Field(default=0.35, description="Whole-answer cosine that starts earning holistic credit.")
     holistic_high: float = Field(default=0.80, description="Whole-answer cosine that earns all holistic credit.")
+    judge_weight: float = Field(
+        default=0.5, ge=0, le=1,
+        description="With a judge (cross-encoder): its share of each key point's and the holistic credit.",
+    )
     knn_k: int = Field(default=3, ge=1, description="Graded exemplars consulted per answer.")
     knn_low: float = Field(default=0.60, description="Below this cosine to its nearest exemplar, an answer ignores them.")
     knn_high: float = Field(default=0.90, description="From this cosine on, the nearest exemplars' grades weigh most.")
@@ -124,6 +132,15 @@ class Assessment:
     neighbours: float | None = None
     """Similarity-weighted TA fraction of the nearest graded exemplars (None without exemplars)."""
     neighbour_weight: float = 0.0
+    # what a judge (cross-encoder) needs to re-weigh the evidence, see apply_judge
+    sim_credits: list[float] = field(default_factory=list)
+    judge_items: list[tuple[int, str, str]] = field(default_factory=list)
+    """(key point index, the rubric wording it matched, the student's unit) for each key point with evidence."""
+    whole: str = ""
+    gate: float = 1.0
+    padding: float = 1.0
+    holistic_credit: float = 0.0
+    penalty_fraction: float = 0.0
 
 
 def part_prompt(rubric: Rubric, part: Part) -> str:
@@ -172,7 +189,9 @@ def texts_to_encode(text: str, window: int = 2) -> list[str]:
     return sentences + windows + ([whole_text(sentences)] if sentences else [])
 
 
-def build_indexes(rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | None = None) -> dict[str, PartIndex]:
+def build_indexes(
+    rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | None = None, judge: "Judge | None" = None
+) -> dict[str, PartIndex]:
     """Embed every rubric text once and prepare each written part; exemplars fit the calibrations."""
     config = config or ScoringConfig()
     written = [(r, p) for r, p in rubrics.parts() if p.kind == "written"]
@@ -214,7 +233,7 @@ def build_indexes(rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | 
             index.exemplar_vectors = encoder.encode([wholes[i] for i in usable])
             index.exemplar_fractions = np.array([exemplars[i].points / index.part.max_points for i in usable])
         if exemplars:
-            raws = [assess(index, ex.answer, encoder).raw_score for ex in exemplars]
+            raws = [judged(index, assess(index, ex.answer, encoder), judge).raw_score for ex in exemplars]
             index.calibration = fit_calibration(raws, [ex.points / index.part.max_points for ex in exemplars])
     return indexes
 
@@ -311,6 +330,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
 
     mid = (cfg.match_low + cfg.match_high) / 2
     kp_results: list[KeyPointResult] = []
+    judge_items: list[tuple[int, str, str]] = []
     kp_consistent_best = np.zeros(len(units))
     credits: list[float] = []
     confidences: list[float] = []
@@ -343,6 +363,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
             elif best_eligible is None or sim > best_eligible[0]:
                 best_eligible = (sim, u)
         sim_ok, u_ok = best_eligible if best_eligible else (0.0, -1)
+        wording = group.texts[int(np.argmax(sims[u_ok]))] if u_ok >= 0 else None
         credit = _ramp(sim_ok, cfg.match_low, cfg.match_high)
         result_flags: list[str] = []
         if best_blocked and best_blocked[0] > sim_ok and _ramp(best_blocked[0], cfg.match_low, cfg.match_high) > credit:
@@ -355,6 +376,8 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
             result_flags = ["hedged"]
         flags_seen.update(result_flags)
         credits.append(credit)
+        if wording is not None and not {"negated", "hedged"} & set(result_flags):
+            judge_items.append((len(credits) - 1, wording, units[u_ok].text))
         best_any = max(sim_ok, best_blocked[0] if best_blocked else 0.0)
         confidences.append(min(1.0, abs(sim_ok - mid) / ((cfg.match_high - cfg.match_low) / 2)))
         kp_results.append(
@@ -399,8 +422,9 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         if own_best[i] >= cfg.match_low and not off_topic[i] and not units[i].keyword_list
     ]
     precision = len(relevant) / sentence_units
+    padding = 1.0
     if sentence_units >= cfg.long_answer_sentences and precision < 0.5:
-        factor = 0.5 + precision
+        factor = padding = 0.5 + precision
         earned *= factor
         warnings.append(
             f"long answer: {sentence_units} sentences, of which {len(relevant)} address this part; "
@@ -413,10 +437,9 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     holistic = round(float(answer_vector @ index.reference_vector), decimals) if index.reference_vector is not None else 0.0
     clean = 1.0 - float(np.mean([off_topic[i] or units[i].keyword_list or units[i].copies_question for i in range(n_sentences)]))
     denied = sum(kp.points for kp, r in zip(part.key_points, kp_results) if {"negated", "hedged"} & set(r.flags))
-    gate = clean * (1.0 - denied / part.max_points) * (0.5 + precision if n_sentences >= cfg.long_answer_sentences and precision < 0.5 else 1.0)
-    beta = cfg.holistic_weight
-    fraction = (1 - beta) * earned / part.max_points + beta * gate * _ramp(holistic, cfg.holistic_low, cfg.holistic_high)
-    raw = float(np.clip(fraction - penalty_total / part.max_points, 0.0, 1.0))
+    gate = clean * (1.0 - denied / part.max_points) * padding
+    holistic_credit = _ramp(holistic, cfg.holistic_low, cfg.holistic_high)
+    raw = _raw(cfg, part.max_points, earned, gate, holistic_credit, penalty_total / part.max_points)
     neighbours, neighbour_weight = _neighbours(index, answer_vector, cfg)
     neighbour_weight = round(neighbour_weight * gate, 4)  # exemplars cannot vouch for flagged text either
 
@@ -451,6 +474,13 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         holistic=holistic,
         neighbours=neighbours,
         neighbour_weight=neighbour_weight,
+        sim_credits=credits,
+        judge_items=judge_items,
+        whole=whole_text(sentences),
+        gate=gate,
+        padding=padding,
+        holistic_credit=holistic_credit,
+        penalty_fraction=penalty_total / part.max_points,
     )
 
 
@@ -459,6 +489,58 @@ def _empty_key_points(part: Part) -> list[KeyPointResult]:
         KeyPointResult(id=kp.id or "", label=kp.label, max_points=kp.points, points=0.0, similarity=0.0, matched=False)
         for kp in part.key_points
     ]
+
+
+def _raw(cfg: ScoringConfig, max_points: float, earned: float, gate: float, holistic: float, penalty: float) -> float:
+    """Key-point credit and the gated holistic credit, less misconception penalties, clamped to [0, 1]."""
+    beta = cfg.holistic_weight
+    fraction = (1 - beta) * earned / max_points + beta * gate * holistic
+    return round(float(np.clip(fraction - penalty, 0.0, 1.0)), 4)
+
+
+def judged(index: PartIndex, assessment: Assessment, judge: "Judge | None") -> Assessment:
+    """The assessment re-weighed by the judge, when there is one."""
+    if judge is None:
+        return assessment
+    return apply_judge(index, assessment, judge.score(judge_pairs(index, assessment)))
+
+
+def judge_pairs(index: PartIndex, assessment: Assessment) -> list[tuple[str, str]]:
+    """The (rubric text, student text) pairs a judge reads for this assessment: each key point's
+    evidence, then the whole answer against the reference answer."""
+    if not assessment.whole:
+        return []
+    return [(wording, unit) for _, wording, unit in assessment.judge_items] + [
+        (index.part.reference_answer, assessment.whole)
+    ]
+
+
+def apply_judge(index: PartIndex, assessment: Assessment, probabilities: Sequence[float]) -> Assessment:
+    """Re-weigh the evidence with a judge's probabilities (in judge_pairs order).
+
+    A key point's credit becomes (1-w) * similarity credit + w * P(the student's unit states
+    it); the holistic credit likewise with P(the answer states the reference). The lexical
+    guards keep their say: denied or hedged points, flagged units and penalties are unchanged.
+    """
+    if not assessment.whole or len(probabilities) == 0:
+        return assessment
+    cfg, part = index.config, index.part
+    w = cfg.judge_weight
+    credits = list(assessment.sim_credits)
+    for (k, _, _), p in zip(assessment.judge_items, probabilities):
+        credits[k] = (1 - w) * credits[k] + w * float(p)
+    key_points = []
+    for kp, result, credit in zip(part.key_points, assessment.key_points, credits):
+        evidence = result.evidence or next((u for k, _, u in assessment.judge_items if part.key_points[k] is kp), None)
+        key_points.append(result.model_copy(update={
+            "points": round(kp.points * credit, 3), "matched": credit >= 0.5,
+            "evidence": evidence if credit > 0 else None,
+        }))
+    earned = sum(kp.points * c for kp, c in zip(part.key_points, credits)) * assessment.padding
+    holistic = (1 - w) * assessment.holistic_credit + w * float(probabilities[-1])
+    raw = _raw(cfg, part.max_points, earned, assessment.gate, holistic, assessment.penalty_fraction)
+    return replace(assessment, key_points=key_points, raw_score=raw, sim_credits=credits, holistic_credit=holistic,
+                   judge_items=[])
 
 
 def _neighbours(index: PartIndex, answer_vector: np.ndarray, cfg: ScoringConfig) -> tuple[float | None, float]:

@@ -295,7 +295,14 @@ def test_rubric_directory_cannot_be_listed(server):
     r = server.run(_job(f"import os\ndef f(x):\n    return os.listdir({str(RUBRICS)!r})\n"))
     assert _exc(r)["type"] == "FileNotFoundError"
     r = server.run(_job("import os\ndef f(x):\n    return sorted(os.listdir('/'))\n"))
-    assert set(_value(r)) <= {"bin", "dev", "lib", "lib32", "lib64", "libx32", "proc", "root", "sandbox", "sbin", "scratch", "usr", "work", "home", "opt"}
+    # The root holds system dirs plus the top of each read-only Python dir (where the venv lives).
+    _, ro_dirs, _ = sandbox._python_layout()
+    python_tops = {Path(d).parts[1] for d in ro_dirs}
+    system = {"bin", "dev", "lib", "lib32", "lib64", "libx32", "proc", "sandbox", "sbin", "scratch", "usr", "tmp"}
+    assert set(_value(r)) <= system | python_tops
+    # Inside the exposed tops, only the Python dirs themselves are bound: the checkout's rubrics never are.
+    r = server.run(_job(f"import os\ndef f(x):\n    return os.path.exists({str(RUBRICS.parent / 'submissions')!r})\n"))
+    assert _value(r) is False
 
 
 @needs_bwrap
