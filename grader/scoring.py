@@ -41,6 +41,9 @@ class ScoringConfig(BaseModel):
     misconception_margin: float = Field(
         default=0.03, description="A sentence states a misconception only if it is this much closer to it than to any key point."
     )
+    denial_threshold: float = Field(
+        default=0.65, description="A sentence that denies a key point this closely earns no credit for any key point.",
+    )
     off_topic_margin: float = Field(default=0.05, description="A unit closer to another question's key points by this much is off topic.")
     window: int = Field(default=2, ge=1, le=4, description="Sentences per sliding window (1 disables windows).")
     holistic_weight: float = Field(
@@ -335,13 +338,22 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     credits: list[float] = []
     confidences: list[float] = []
     flags_seen: set[str] = set()
-    for kp, group, sims in zip(part.key_points, index.key_points, kp_sims):
+    # Below match_low a unit neither earns credit nor denies anything worth reporting.
+    consistent = [
+        [_consistent_match(unit.text, group.texts, sims[u], cfg.match_low) for u, unit in enumerate(units)]
+        for group, sims in zip(index.key_points, kp_sims)
+    ]
+    # A unit that clearly denies one key point speaks against the rubric; it cannot vouch for another.
+    denier = np.array([
+        any(row[u][1] and row[u][0] >= cfg.denial_threshold for row in consistent) for u in range(len(units))
+    ], dtype=bool)
+    for kp, group, sims, row in zip(part.key_points, index.key_points, kp_sims, consistent):
         best_eligible: tuple[float, int] | None = None
         best_blocked: tuple[float, int, list[str]] | None = None
         contradiction = 0.0
         for u, unit in enumerate(units):
-            # below match_low a unit neither earns credit nor denies anything worth reporting
-            sim, negated = _consistent_match(unit.text, group.texts, sims[u], cfg.match_low)
+            sim, negated = row[u]
+            negated = negated or bool(denier[u])
             flags: list[str] = []
             if unit.keyword_list:
                 flags.append("keyword_list")
