@@ -20,6 +20,7 @@ _FLAG_TEXT = {
     "copies_question": "restating the question earns no credit for {label}",
     "off_topic": "the sentence closest to {label} answers a different question",
     "hedged": "you state a claim about {label} and also its opposite; commit to one",
+    "contradicts": "the sentence closest to {label} contradicts another point of the expected answer, so it cannot count here",
     "misconception": "your sentence about {label} reads as a misconception (see below)",
 }
 

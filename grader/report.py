@@ -26,7 +26,7 @@ class KeyPointResult(BaseModel):
     evidence: str | None = Field(default=None, description="The student's sentence(s) that earned the credit.")
     flags: list[str] = Field(
         default_factory=list,
-        description="Why credit was withheld from a similar sentence: negated, keyword_list, copies_question, off_topic, hedged.",
+        description="Why credit was withheld from a similar sentence: negated, contradicts (the sentence denies another key point), keyword_list, copies_question, off_topic, hedged.",
     )
 
 

@@ -350,11 +350,14 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     for kp, group, sims, row in zip(part.key_points, index.key_points, kp_sims, consistent):
         best_eligible: tuple[float, int] | None = None
         best_blocked: tuple[float, int, list[str]] | None = None
-        contradiction = 0.0
+        contradiction = other_denial = 0.0
         for u, unit in enumerate(units):
             sim, negated = row[u]
-            negated = negated or bool(denier[u])
             flags: list[str] = []
+            if denier[u] and not negated:
+                flags.append("contradicts")
+                if not (unit.keyword_list or unit.copies_question or off_topic[u]):
+                    other_denial = max(other_denial, sim)
             if unit.keyword_list:
                 flags.append("keyword_list")
             if unit.copies_question:
@@ -365,9 +368,9 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
                 flags.append("negated")
                 if not (unit.keyword_list or unit.copies_question or off_topic[u]):
                     contradiction = max(contradiction, sim)
-            else:
+            elif not denier[u]:
                 kp_consistent_best[u] = max(kp_consistent_best[u], sim)
-            if u < n_sentences and mis_best_per_unit[u] > max(sim + cfg.misconception_margin, mis_floor) and not negated:
+            if u < n_sentences and mis_best_per_unit[u] > max(sim + cfg.misconception_margin, mis_floor) and not (negated or denier[u]):
                 flags.append("misconception")
             if flags:
                 if best_blocked is None or sim > best_blocked[0]:
@@ -380,15 +383,15 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         result_flags: list[str] = []
         if best_blocked and best_blocked[0] > sim_ok and _ramp(best_blocked[0], cfg.match_low, cfg.match_high) > credit:
             result_flags = best_blocked[2]
-        if credit > 0 and contradiction > sim_ok:
-            credit = 0.0  # the student's closest statement of this point denies it
-            result_flags = ["negated"]
+        if credit > 0 and max(contradiction, other_denial) > sim_ok:
+            credit = 0.0  # the student's closest statement of this point denies it, or another point
+            result_flags = ["negated"] if contradiction > sim_ok else ["contradicts"]
         elif credit > 0 and contradiction >= cfg.match_high and sim_ok >= mid:
             credit = 0.0  # stated and denied: a hedge earns nothing
             result_flags = ["hedged"]
         flags_seen.update(result_flags)
         credits.append(credit)
-        if wording is not None and not {"negated", "hedged"} & set(result_flags):
+        if wording is not None and not {"negated", "contradicts", "hedged"} & set(result_flags):
             judge_items.append((len(credits) - 1, wording, units[u_ok].text))
         best_any = max(sim_ok, best_blocked[0] if best_blocked else 0.0)
         confidences.append(min(1.0, abs(sim_ok - mid) / ((cfg.match_high - cfg.match_low) / 2)))
@@ -448,7 +451,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     answer_vector = encoder.encode([whole_text(sentences)])[0]
     holistic = round(float(answer_vector @ index.reference_vector), decimals) if index.reference_vector is not None else 0.0
     clean = 1.0 - float(np.mean([off_topic[i] or units[i].keyword_list or units[i].copies_question for i in range(n_sentences)]))
-    denied = sum(kp.points for kp, r in zip(part.key_points, kp_results) if {"negated", "hedged"} & set(r.flags))
+    denied = sum(kp.points for kp, r in zip(part.key_points, kp_results) if {"negated", "contradicts", "hedged"} & set(r.flags))
     gate = clean * (1.0 - denied / part.max_points) * padding
     holistic_credit = _ramp(holistic, cfg.holistic_low, cfg.holistic_high)
     raw = _raw(cfg, part.max_points, earned, gate, holistic_credit, penalty_total / part.max_points)
