@@ -100,3 +100,19 @@ def test_same_input_same_grade(written_grader):
     first = assess(index, answer, written_grader.encoder)
     again = assess(index, answer, written_grader.encoder)
     assert first == again
+
+
+def test_a_sentence_that_denies_one_point_earns_no_other(labelled, written_grader):
+    """q10.a's negation ("backpropagation does not multiply the derivatives, so the gradient does
+    not shrink ...") is close to the 'product' point too; it earns nothing there, and the student
+    is told why instead of being told the point is missing."""
+    from grader.feedback import written_feedback
+
+    item, assessment, fraction, _ = next(r for r in labelled if r[0]["part"] == "q10.a" and r[0]["category"] == "negation")
+    by_id = {kp.id: kp for kp in assessment.key_points}
+    assert by_id["product"].points == 0 and by_id["product"].flags == ["contradicts"]
+    assert {"negated"} <= set(by_id["vanishing"].flags)
+    assert fraction <= 0.1
+    part = written_grader.indexes["q10.a"].part
+    lines = "\n".join(written_feedback(part, assessment))
+    assert "contradicts another point" in lines
