@@ -99,19 +99,18 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from grader.embedding import DEFAULT_MODEL, Encoder
-
-if TYPE_CHECKING:
-    from grader.judge import Judge
 from grader.rubric import Exemplar, KeyPoint, Part, Rubric, RubricSet
 from grader.scoring import ScoringConfig, all_answer_texts
 from grader.sentences import split_sentences
+
+if TYPE_CHECKING:
+    from grader.judge import Judge
 
 KeypointMode = Literal["whole", "sentences"]
 Task = Literal["points", "2way"]
@@ -679,6 +678,8 @@ def evaluate(
         raise EvalError([f"--exemplars must be >= 0 (got {exemplars})"])
     if limit is not None and limit < 1:
         raise EvalError([f"--limit must be >= 1 (got {limit})"])
+    from grader.pipeline import model_identity  # lazily, as in EvalSession.grade
+
     session = session or EvalSession(encoder, scoring, judge)
     scoring, encoder = session.scoring, session.encoder
     notes = list(dataset.notes)
@@ -825,7 +826,7 @@ def evaluate(
             fit_split=fit_split,
             n_fit=len(fit_rows),
             scoring=scoring.model_dump(),
-            model=encoder.identity + (f"+judge:{session.judge.identity}" if session.judge else ""),
+            model=model_identity(encoder, session.judge),
         ),
         notes=notes,
         timing_s={

