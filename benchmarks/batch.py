@@ -12,10 +12,11 @@ model loading and peak RSS are per run):
    typos added so many texts are new), 10% of parts left out, code parts taken
    from the correct and wrong answers in tests/data/code_answers (no hostile ones:
    their time limits would measure the limits, not the grader);
-2. cold run: `grader grade` into an empty cache and output directory;
+2. cold run: `grader grade` (default options: encoder + judge) into an empty cache and output
+   directory; then the same class with `--no-judge` into its own cache, for the judge's cost;
 3. raw encoder: the same distinct texts the cold run encoded, straight through
    SentenceTransformer.encode (batch 64, same device), timed in its own process:
-   the floor a run cannot beat; the ratio raw/cold is the encoder's share of the run;
+   the floor a run cannot beat; (raw + judge time) / cold is the models' share of the run;
 4. the same texts through the int8-quantised encoder (`--int8`), for its speedup;
 5. regrade: one part's rubric edited (q3.a's first misconception penalty), the same
    cache, a new output directory.
@@ -120,7 +121,8 @@ def worker_grade(args: argparse.Namespace) -> dict:
 
     started = time.perf_counter()
     encoded: list[str] = []
-    options = GradeOptions(cache_dir=Path(args.cache), run_code=not args.no_code)
+    options = GradeOptions(cache_dir=Path(args.cache), run_code=not args.no_code,
+                           judge=None if args.no_judge else GradeOptions().judge)
     grader = Grader(load_rubric_dir(args.rubrics), options)
     original = grader.encoder._encode_new
 
@@ -146,6 +148,7 @@ def worker_grade(args: argparse.Namespace) -> dict:
         "wall_s": time.perf_counter() - started,
         "parse_s": st.parse_s,
         "encode_s": st.encode_s,
+        "judge_s": st.judge_s,
         "score_s": st.score_s,
         "code_wait_s": st.code_wait_s,
         "report_s": st.report_s,
@@ -187,6 +190,10 @@ def bench(n: int, work: Path, with_code: bool) -> dict:
     texts = work / f"texts{n}.json"
     cold = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS), "--cache", str(cache),
                   "--out", str(work / f"out{n}"), "--texts", str(texts), *code_flag)
+    # the same class without the judge (--no-judge), into its own cache: the judge's cost, same run
+    plain = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS),
+                   "--cache", str(work / f"cache{n}-nojudge"), "--out", str(work / f"out{n}-nojudge"), "--no-judge",
+                   *code_flag)
     raw = _spawn("--worker", "raw", "--texts", str(texts))
     raw_int8 = _spawn("--worker", "raw", "--texts", str(texts), "--int8")
     edited = work / f"rubrics{n}"
@@ -195,20 +202,21 @@ def bench(n: int, work: Path, with_code: bool) -> dict:
     q3.write_text(q3.read_text().replace("penalty: 2.0", "penalty: 2.5", 1))
     regrade = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(edited), "--cache", str(cache),
                      "--out", str(work / f"regrade{n}"), *code_flag)
-    return {"n": n, "cold": cold, "raw": raw, "raw_int8": raw_int8, "regrade": regrade}
+    return {"n": n, "cold": cold, "plain": plain, "raw": raw, "raw_int8": raw_int8, "regrade": regrade}
 
 
 def _table(rows: list[dict]) -> str:
     out = [
-        "| N | students/s | wall (run) | parse* | encode | score | code wait | report | texts encoded | raw encoder | encoder share (raw/run) | regrade (run) | regrade speedup | peak RSS |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| N | students/s | wall (run) | parse* | encode | judge | score | code wait | report | texts encoded | raw encoder | model share ((raw + judge)/run) | run --no-judge | judge cost | regrade (run) | regrade speedup | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        c, raw, g = r["cold"], r["raw"], r["regrade"]
+        c, p, raw, g = r["cold"], r["plain"], r["raw"], r["regrade"]
         out.append(
             f"| {r['n']} | {c['n'] / c['run_s']:.2f} | {c['run_s']:.1f} s | {c['parse_s']:.1f} s | {c['encode_s']:.1f} s | "
-            f"{c['score_s']:.1f} s | {c['code_wait_s']:.1f} s | {c['report_s']:.1f} s | {c['texts_encoded']} | "
-            f"{raw['raw_s']:.1f} s ({raw['texts_per_s']:.0f}/s) | {raw['raw_s'] / c['run_s']:.0%} | {g['run_s']:.2f} s | "
+            f"{c['judge_s']:.1f} s | {c['score_s']:.1f} s | {c['code_wait_s']:.1f} s | {c['report_s']:.1f} s | {c['texts_encoded']} | "
+            f"{raw['raw_s']:.1f} s ({raw['texts_per_s']:.0f}/s) | {(raw['raw_s'] + c['judge_s']) / c['run_s']:.0%} | "
+            f"{p['run_s']:.1f} s | {c['run_s'] / p['run_s']:.2f}x | {g['run_s']:.2f} s | "
             f"{c['run_s'] / g['run_s']:.0f}x | {c['peak_rss_mb']:.0f} MB |"
         )
     out.append("")
@@ -234,6 +242,7 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--texts", help=argparse.SUPPRESS)
     parser.add_argument("--int8", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-judge", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         result = worker_grade(args) if args.worker == "grade" else worker_raw(args)

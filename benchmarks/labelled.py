@@ -18,6 +18,7 @@ import yaml
 
 from grader.embedding import Encoder
 from grader.rubric import load_rubric_dir
+from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.pipeline import load_judge
 from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
 
@@ -30,14 +31,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "labelled_answers.yaml")
     parser.add_argument("--model", default=None)
     parser.add_argument("--config", default="{}", help="JSON overrides of ScoringConfig")
-    parser.add_argument("--judge", default=None, help="Cross-encoder judge (e.g. grader-judge-v1)")
+    parser.add_argument("--judge", default=DEFAULT_JUDGE, help="Cross-encoder judge (default: %(default)s)")
+    parser.add_argument("--no-judge", action="store_true", help="Similarity only, no judge.")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     rubrics = load_rubric_dir(args.rubrics)
     encoder = Encoder(args.model)
-    judge = load_judge(args.judge) if args.judge else None
+    judge = None if args.no_judge else load_judge(args.judge)
     indexes = build_indexes(rubrics, encoder, ScoringConfig(**json.loads(args.config)), judge)
     items = yaml.safe_load(args.data.read_text())
     encoder.prime(all_answer_texts(item["answer"] for item in items))

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from grader import __version__
 from grader.embedding import DEFAULT_MODEL, ModelNotFound
+from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE, JudgeNotFound
 from grader.rubric import RubricError, RubricSet, load_rubric_dir, rubric_json_schema
 
 SHIPPED_RUBRICS = Path(__file__).resolve().parent.parent / "rubrics"
@@ -77,18 +78,27 @@ CacheDirOption = Annotated[
 ]
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Keep nothing on disk between runs.")]
 JudgeOption = Annotated[
-    Optional[str],
-    typer.Option("--judge", help="Cross-encoder that re-weighs the evidence (e.g. grader-judge-v1); off by default."),
+    str,
+    typer.Option("--judge", help="Cross-encoder that re-weighs the evidence: a name under models/ or a path."),
+]
+NoJudgeOption = Annotated[
+    bool, typer.Option("--no-judge", help="Similarity only, no cross-encoder: about 2x faster on CPU, less accurate.")
 ]
 Int8Option = Annotated[
     bool, typer.Option("--int8", help="Faster CPU encoder: int8-quantised (agreement measured in the README).")
 ]
 
 
+def _model_not_found(exc: Exception) -> None:
+    hint = " (grade without it: --no-judge)" if isinstance(exc, JudgeNotFound) else ""
+    err.print(f"[bold red]Model not found:[/] {exc}{hint}", highlight=False)
+    raise typer.Exit(2) from None
+
+
 def _make_grader(  # noqa: ANN202
     rubrics: RubricSet, model: str, max_bytes: int, no_code: bool, unsandboxed: bool,
     cache_dir: Path | None = None, no_cache: bool = False, chunk_size: int = 64, int8: bool = False,
-    judge: str | None = None,
+    judge: str | None = DEFAULT_JUDGE,
 ):
     from grader.cache import default_cache_dir
     from grader.pipeline import GradeOptions, Grader
@@ -100,9 +110,8 @@ def _make_grader(  # noqa: ANN202
     )
     try:
         return Grader(rubrics, options)
-    except ModelNotFound as exc:
-        err.print(f"[bold red]Model not found:[/] {exc}")
-        raise typer.Exit(2) from None
+    except (ModelNotFound, JudgeNotFound) as exc:
+        _model_not_found(exc)
 
 
 @app.command()
@@ -123,7 +132,8 @@ def grade(
         int, typer.Option("--chunk-size", min=1, help="Students encoded and written together (memory vs. speed).")
     ] = 64,
     int8: Int8Option = False,
-    judge: JudgeOption = None,
+    judge: JudgeOption = DEFAULT_JUDGE,
+    no_judge: NoJudgeOption = False,
 ) -> None:
     """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json.
 
@@ -144,7 +154,8 @@ def grade(
         err.print("[bold red]No submissions found[/] in " + ", ".join(map(str, submissions)))
         raise typer.Exit(1)
     with _make_grader(
-        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, chunk_size, int8, judge
+        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, chunk_size, int8,
+        None if no_judge else judge,
     ) as grader:
         with Progress(
             TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
@@ -187,7 +198,8 @@ def check(
     allow_unsandboxed: UnsandboxedOption = False,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
-    judge: JudgeOption = None,
+    judge: JudgeOption = DEFAULT_JUDGE,
+    no_judge: NoJudgeOption = False,
 ) -> None:
     """Self-check one submission: per-part points and feedback."""
     from grader.export import report_json
@@ -202,7 +214,7 @@ def check(
         err.print(f"[bold red]Expected one submission in {file}, found {len(sources)}.[/]")
         raise typer.Exit(2)
     with _make_grader(
-        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, judge=judge
+        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, judge=None if no_judge else judge
     ) as grader:
         (report,) = grader.grade_sources(sources)
     if as_json:
@@ -271,7 +283,8 @@ def eval_(
     ] = None,
     model: ModelOption = DEFAULT_MODEL,
     int8: Int8Option = False,
-    judge: JudgeOption = None,
+    judge: JudgeOption = DEFAULT_JUDGE,
+    no_judge: NoJudgeOption = False,
 ) -> None:
     """Measure agreement with human graders: grader vs a plain-cosine baseline on a graded-answers CSV."""
     from grader.embedding import Encoder
@@ -285,16 +298,15 @@ def eval_(
         result = evaluate(
             dataset, split=split, max_score=max_score, exemplars=exemplars, seed=seed,
             keypoints=keypoints, limit=limit, encoder=Encoder(model, int8=int8),  # type: ignore[arg-type]
-            judge=load_judge(judge) if judge else None,
+            judge=None if no_judge else load_judge(judge),
         )
     except EvalError as exc:
         err.print(f"[bold red]Cannot evaluate ({len(exc.problems)} problem(s)):[/]")
         for line in exc.problems:
             err.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    except ModelNotFound as exc:
-        err.print(f"[bold red]Model not found:[/] {exc}")
-        raise typer.Exit(2) from None
+    except (ModelNotFound, JudgeNotFound) as exc:
+        _model_not_found(exc)
     if as_json:
         sys.stdout.write(result.model_dump_json() + "\n")
         return

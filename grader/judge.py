@@ -13,7 +13,8 @@ the base weights' sha256. Loading is offline and refuses any other base.
     judge = Judge.load()                      # "grader-judge-v1" under the repository's models/
     judge.score([(reference, answer), ...])   # np.ndarray of probabilities in [0, 1]
 
-Scores are memoised per (reference, student) pair in the Judge instance. Inputs longer than
+Scores are memoised per (reference, student) pair in the Judge instance, and in its ``store``
+(the grader's SQLite cache) when it has one, so a rerun judges nothing it judged before. Inputs longer than
 ``MAX_LENGTH`` tokens are cut: the student text first (down to ``MIN_STUDENT_TOKENS``), then the
 reference.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.cache import Cache, digest
 from grader.embedding import default_device
 from grader.finetuned import (
     MODELS_DIR, BaseMismatch, bundled_base_dir, check_base, file_sha256, find_model_dir, read_model_meta,
@@ -112,8 +114,12 @@ def head_logits(hidden, mask, types, weight, bias, features: str = "pair"):  # n
     return feats @ weight.reshape(-1) + bias.reshape(())
 
 
-def load_base(base_dir: Path):  # noqa: ANN201
-    """The bundled MiniLM as a plain BertModel (no pooler) and its tokenizer, offline."""
+def load_base(base_dir: Path, attention: str = "sdpa"):  # noqa: ANN201
+    """The bundled MiniLM as a plain BertModel (no pooler) and its tokenizer, offline.
+
+    Inference uses PyTorch's fused attention ("sdpa": 1.2x faster on CPU, probabilities within
+    1e-6 of "eager"); training passes "eager" so a rerun reproduces the shipped weights bit for bit.
+    """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -121,7 +127,7 @@ def load_base(base_dir: Path):  # noqa: ANN201
     hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True)
     bert = AutoModel.from_pretrained(
-        str(base_dir), local_files_only=True, add_pooling_layer=False, attn_implementation="eager"
+        str(base_dir), local_files_only=True, add_pooling_layer=False, attn_implementation=attention
     )
     bert.eval()
     return tokenizer, bert
@@ -142,7 +148,9 @@ class Judge:
         self.features = meta.get("head", {}).get("features", "mean")
         self._memo: dict[tuple[str, str], float] = {}
         self.forward_pairs = 0
-        """How many pairs went through the network (memo misses); for tests and accounting."""
+        """How many pairs went through the network (memo and store misses); for tests and accounting."""
+        self.store: Cache | None = None
+        """An on-disk cache (set by the Grader that uses this judge): probabilities survive the process."""
 
     @classmethod
     def load(cls, name_or_path: str | Path = DEFAULT_NAME, device: str | None = None,
@@ -196,7 +204,7 @@ class Judge:
     def __repr__(self) -> str:
         return f"Judge({self.identity}, device={self.device!r})"
 
-    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
+    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
         """P(student states what the reference states) for each (reference, student) pair, in [0, 1].
 
         Pairs already scored by this Judge come from its memo. The rest run sorted by length
@@ -206,6 +214,13 @@ class Judge:
 
         pairs = [(str(r), str(s)) for r, s in pairs]
         todo = sorted({p for p in pairs if p not in self._memo})
+        if todo and self.store is not None:
+            keys = {p: digest("judge", self.identity, *p) for p in todo}
+            stored = self.store.get_results(list(keys.values()))
+            for p, key in keys.items():
+                if key in stored:
+                    self._memo[p] = float(stored[key])
+            todo = [p for p in todo if p not in self._memo]
         if todo:
             encoded = pair_token_ids(self.tokenizer, todo)
             order = sorted(range(len(todo)), key=lambda i: (len(encoded[i][0]), i))
@@ -219,6 +234,8 @@ class Judge:
                     for i, p in zip(chunk, probs):
                         self._memo[todo[i]] = float(p)
             self.forward_pairs += len(todo)
+            if self.store is not None:
+                self.store.put_results((digest("judge", self.identity, *p), repr(self._memo[p])) for p in todo)
         return np.array([self._memo[p] for p in pairs], dtype=np.float64).reshape(len(pairs))
 
     def clear_memo(self) -> None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from grader import __version__
 from grader.cache import Cache, digest
 from grader.embedding import DEFAULT_MODEL, Encoder
+from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.feedback import MISSING, written_feedback
 from grader.parsing import discover, parse_source
 from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing
@@ -56,7 +57,8 @@ class GradeOptions(BaseModel):
     cache_dir: Path | None = Field(default=None, description="Embedding and result cache (SQLite); None: memory only.")
     int8: bool = Field(default=False, description="Quantise the encoder's Linear layers to int8 (CPU only).")
     judge: str | None = Field(
-        default=None, description="Cross-encoder that re-weighs the evidence (a name under models/ or a path); None: off."
+        default=DEFAULT_JUDGE,
+        description="Cross-encoder that re-weighs the evidence (a name under models/ or a path); None: similarity only.",
     )
     chunk_size: int = Field(default=64, ge=1, description="Students parsed, encoded and reported together.")
     memo_limit: int = Field(default=50_000, ge=0, description="Student-text vectors kept in memory between chunks.")
@@ -176,6 +178,7 @@ class RunStats:
 
     parse_s: float = 0.0
     encode_s: float = 0.0
+    judge_s: float = 0.0
     score_s: float = 0.0
     code_wait_s: float = 0.0
     report_s: float = 0.0
@@ -199,6 +202,8 @@ class Grader:
         self.cache = Cache(self.options.cache_dir) if self.options.cache_dir else None
         self.encoder = encoder or Encoder(self.options.model, cache=self.cache, int8=self.options.int8)
         self.judge = judge or (load_judge(self.options.judge) if self.options.judge else None)
+        if self.judge is not None and self.cache is not None:
+            self.judge.store = self.cache
         self.indexes = build_indexes(rubrics, self.encoder, self.options.scoring, self.judge)
         self.model_identity = model_identity(self.encoder, self.judge)
         self.part_keys = {pid: part_key(ix, rubrics, self.model_identity) for pid, ix in self.indexes.items()}
@@ -221,6 +226,8 @@ class Grader:
             self._code.close()
             self._code = None
         if self.cache is not None:
+            if self.judge is not None and self.judge.store is self.cache:
+                self.judge.store = None
             self.cache.close()
             self.cache = None
 
@@ -313,7 +320,7 @@ class Grader:
                     jobs.append((item, answer.part_id, answer.text, key))
         cached = self.cache.get_results([j[3] for j in jobs]) if self.cache else {}
         todo = [j for j in jobs if j[3] not in cached]
-        encode_before = self.encoder.encode_s
+        encode_before, judge_before = self.encoder.encode_s, self.stats.judge_s
         scored = self.score_answers([(part_id, text) for _, part_id, text, _ in todo])
         fresh_by_key = {key: result for (_, _, _, key), result in zip(todo, scored)}
         fresh: list[tuple[bytes, str]] = []
@@ -331,7 +338,7 @@ class Grader:
         encoded = self.encoder.encode_s - encode_before
         self.stats.encode_s += encoded
         elapsed = time.perf_counter() - started
-        self.stats.score_s += elapsed - encoded
+        self.stats.score_s += elapsed - encoded - (self.stats.judge_s - judge_before)
         for item in pending:
             item.timing.score_s = round(elapsed / max(len(pending), 1), 4)
 
@@ -342,7 +349,7 @@ class Grader:
         if self.judge is not None:  # one batched judge call; apply_judge then reads the judge's memo
             t0 = time.perf_counter()
             self.judge.score([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
-            self.encoder.encode_s += time.perf_counter() - t0
+            self.stats.judge_s += time.perf_counter() - t0
         return [part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge)) for (pid, _), a in zip(answers, assessments)]
 
     def grade_stream(

@@ -31,10 +31,19 @@ def encoder() -> Encoder:
 
 
 @pytest.fixture(scope="session")
-def written_grader(rubrics: RubricSet, encoder: Encoder):
-    """A Grader over the shipped rubrics that does not run code (for written-answer tests)."""
+def judge():
+    """The default cross-encoder judge, loaded once for the whole session."""
+    from grader.pipeline import load_judge
+    from grader.judge import DEFAULT_NAME
+
+    return load_judge(DEFAULT_NAME)
+
+
+@pytest.fixture(scope="session")
+def written_grader(rubrics: RubricSet, encoder: Encoder, judge):
+    """A Grader over the shipped rubrics with the default options, except that it does not run code."""
     from grader.pipeline import GradeOptions, Grader
 
-    grader = Grader(rubrics, GradeOptions(run_code=False), encoder=encoder)
+    grader = Grader(rubrics, GradeOptions(run_code=False), encoder=encoder, judge=judge)
     yield grader
     grader.close()

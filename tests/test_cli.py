@@ -138,6 +138,22 @@ def test_check_json_prints_one_report(written_grader):
     assert report.student_id == "lee" and report.status == "graded"
 
 
+def test_the_judge_is_on_by_default_and_no_judge_turns_it_off(written_grader):
+    with_judge = StudentReport.model_validate_json(
+        _run("check", str(SUBMISSIONS / "lee.md"), "--json", "--no-code").stdout)
+    plain = StudentReport.model_validate_json(
+        _run("check", str(SUBMISSIONS / "lee.md"), "--json", "--no-code", "--no-judge").stdout)
+    assert "+judge:grader-judge-v1@" in with_judge.model  # the report says what graded it
+    assert "judge" not in plain.model
+    assert with_judge.total != plain.total  # the judge's probabilities change the points
+
+
+def test_a_missing_judge_model_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["check", str(SUBMISSIONS / "lee.md"), "--no-code", "--judge", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "no judge model" in result.output and "--no-judge" in result.output
+
+
 def test_check_prints_per_part_points_and_feedback(written_grader):
     result = _run("check", str(SUBMISSIONS / "lee.md"), "--no-code")
     assert result.exit_code == 0

@@ -103,6 +103,25 @@ def test_scores_are_deterministic_and_memoised(judge: Judge) -> None:
 
 
 @needs_artifact
+def test_a_rerun_with_the_same_cache_judges_nothing_again(judge: Judge, tmp_path: Path) -> None:
+    from grader.cache import Cache
+
+    pairs = [(ref, para) for ref, para, _, _ in CASES]
+    cache = Cache(tmp_path)
+    judge.clear_memo()
+    judge.store = cache
+    try:
+        first = judge.score(pairs)
+        judge.clear_memo()  # as a new process would start
+        before = judge.forward_pairs
+        assert np.array_equal(judge.score(pairs), first)  # the very same numbers, from the store
+        assert judge.forward_pairs == before
+    finally:
+        judge.store = None
+        cache.close()
+
+
+@needs_artifact
 def test_long_student_text_is_truncated_not_rejected(judge: Judge) -> None:
     ref, para, _, _ = CASES[0]
     long = para + " " + " ".join(["Filler words about the weather and the garden."] * 80)

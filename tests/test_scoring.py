@@ -4,8 +4,9 @@ tests/data/labelled_answers.yaml holds answers written for this repo by someone 
 not tune the scorer, each with the fraction of the part's points a careful TA would give
 (a range) and a category: good, paraphrase, partial, keyword_list, negation,
 copy_question, off_topic, long_everything, misconception. The floors below are how many
-of each category must land in the TA's range; they are what the scorer achieves now, so a
-change that makes any failure mode worse fails here.
+of each category must land in the TA's range, with the default grader (similarity plus the
+cross-encoder judge) and with `--no-judge` (similarity only); they are what each achieves
+now, so a change that makes any failure mode worse fails here.
 """
 
 from __future__ import annotations
@@ -15,11 +16,22 @@ from collections import defaultdict
 import pytest
 import yaml
 
-from grader.scoring import all_answer_texts, assess, final_points
+from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
 
 from .conftest import DATA
 
-FLOORS = {
+FLOORS = {  # the default: similarity + judge (55 of 72)
+    "good": 7,
+    "paraphrase": 4,
+    "partial": 8,
+    "keyword_list": 8,
+    "negation": 5,
+    "copy_question": 7,
+    "off_topic": 6,
+    "long_everything": 5,
+    "misconception": 5,
+}
+NO_JUDGE_FLOORS = {  # --no-judge (53 of 72)
     "good": 7,
     "paraphrase": 3,
     "partial": 7,
@@ -32,21 +44,32 @@ FLOORS = {
 }
 
 
-@pytest.fixture(scope="module")
-def labelled(written_grader):
+def _grade_labelled(indexes, encoder, judge) -> list:
+    """(item, assessment, fraction of the part's points, in the TA's range) for every labelled answer."""
     items = yaml.safe_load((DATA / "labelled_answers.yaml").read_text())
-    encoder = written_grader.encoder
     encoder.prime(all_answer_texts(item["answer"] for item in items))
     results = []
     for item in items:
-        index = written_grader.indexes[item["part"]]
-        assessment = assess(index, item["answer"], encoder)
+        index = indexes[item["part"]]
+        assessment = judged(index, assess(index, item["answer"], encoder), judge)
         points, _ = final_points(index, assessment)
         fraction = points / index.part.max_points
         low = item["expect"].get("min_fraction", 0.0)
         high = item["expect"].get("max_fraction", 1.0)
         results.append((item, assessment, fraction, low - 1e-9 <= fraction <= high + 1e-9))
     return results
+
+
+@pytest.fixture(scope="module")
+def labelled(written_grader):
+    """The default grader (similarity + judge), as `grader grade` runs it."""
+    return _grade_labelled(written_grader.indexes, written_grader.encoder, written_grader.judge)
+
+
+@pytest.fixture(scope="module")
+def labelled_no_judge(rubrics, encoder):
+    """`grader grade --no-judge`: similarity only (its exemplar calibrations are fitted without the judge too)."""
+    return _grade_labelled(build_indexes(rubrics, encoder, ScoringConfig()), encoder, None)
 
 
 def test_labelled_set_covers_every_failure_mode(labelled):
@@ -57,11 +80,29 @@ def test_labelled_set_covers_every_failure_mode(labelled):
     assert all(n >= 6 for n in counts.values()), counts
 
 
+def _in_range(results: list, category: str) -> tuple[int, list[str]]:
+    rows = [r for r in results if r[0]["category"] == category]
+    misses = [f"{r[0]['part']}: {r[2]:.2f} not in {r[0]['expect']}" for r in rows if not r[3]]
+    return len(rows) - len(misses), misses
+
+
 @pytest.mark.parametrize("category", sorted(FLOORS))
 def test_category_lands_in_the_ta_range(labelled, category):
-    rows = [r for r in labelled if r[0]["category"] == category]
-    misses = [f"{r[0]['part']}: {r[2]:.2f} not in {r[0]['expect']}" for r in rows if not r[3]]
-    assert len(rows) - len(misses) >= FLOORS[category], misses
+    hits, misses = _in_range(labelled, category)
+    assert hits >= FLOORS[category], misses
+
+
+@pytest.mark.parametrize("category", sorted(NO_JUDGE_FLOORS))
+def test_category_lands_in_the_ta_range_without_the_judge(labelled_no_judge, category):
+    hits, misses = _in_range(labelled_no_judge, category)
+    assert hits >= NO_JUDGE_FLOORS[category], misses
+
+
+def test_the_judge_grades_the_labelled_set_at_least_as_well(labelled, labelled_no_judge):
+    """Why the judge is on by default: no category worse, more answers in the TA's range."""
+    for category in FLOORS:
+        assert _in_range(labelled, category)[0] >= _in_range(labelled_no_judge, category)[0], category
+    assert sum(r[3] for r in labelled) > sum(r[3] for r in labelled_no_judge)
 
 
 def test_guards_say_why_credit_was_withheld(labelled):

@@ -270,7 +270,7 @@ def train(args: argparse.Namespace) -> None:
 
     base_dir = base_model_dir()
     base_sha = sha256_file(base_dir / "model.safetensors")
-    tokenizer, bert = load_base(base_dir)
+    tokenizer, bert = load_base(base_dir, attention="eager")
     n_layers = bert.config.num_hidden_layers
     frozen = n_layers - args.layers
     check_pipeline(bert, tokenizer, frozen)
