@@ -37,6 +37,8 @@ META_FILE = "grader_judge.json"
 WEIGHTS_FILE = "judge.safetensors"
 DEFAULT_NAME = "grader-judge-v1"
 MAX_LENGTH = 256
+MEMO_LIMIT = 100_000
+"""Pairs kept in memory; beyond it the memo starts over before new pairs are scored."""
 MIN_STUDENT_TOKENS = 64
 """When reference + student exceed MAX_LENGTH, the student text is cut first, but not below this."""
 
@@ -214,6 +216,9 @@ class Judge:
 
         pairs = [(str(r), str(s)) for r, s in pairs]
         todo = sorted({p for p in pairs if p not in self._memo})
+        if todo and len(self._memo) > MEMO_LIMIT:  # a long batch: keep memory flat, the store keeps the rest
+            self._memo.clear()
+            todo = sorted(set(pairs))
         if todo and self.store is not None:
             keys = {p: digest("judge", self.identity, *p) for p in todo}
             stored = self.store.get_results(list(keys.values()))
