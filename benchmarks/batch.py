@@ -3,6 +3,7 @@
     python benchmarks/batch.py 1000                # one size
     python benchmarks/batch.py 250 500 1000        # memory as N grows
     python benchmarks/batch.py 200 --no-code       # written parts only
+    python benchmarks/batch.py 250 --judge grader-judge-v1   # with the judge, and its cost
 
 For each N, in fresh processes on this machine (each run is a subprocess, so
 model loading and peak RSS are per run):
@@ -12,8 +13,9 @@ model loading and peak RSS are per run):
    typos added so many texts are new), 10% of parts left out, code parts taken
    from the correct and wrong answers in tests/data/code_answers (no hostile ones:
    their time limits would measure the limits, not the grader);
-2. cold run: `grader grade` (default options: encoder + judge) into an empty cache and output
-   directory; then the same class with `--no-judge` into its own cache, for the judge's cost;
+2. cold run: `grader grade` into an empty cache and output directory; with `--judge NAME`
+   the cold run and the regrade use the cross-encoder judge, and the same class is also
+   graded without it, into its own cache, for the judge's cost;
 3. raw encoder: the same distinct texts the cold run encoded, straight through
    SentenceTransformer.encode (batch 64, same device), timed in its own process:
    the floor a run cannot beat; (raw + judge time) / cold is the models' share of the run;
@@ -122,7 +124,7 @@ def worker_grade(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     encoded: list[str] = []
     options = GradeOptions(cache_dir=Path(args.cache), run_code=not args.no_code,
-                           judge=None if args.no_judge else GradeOptions().judge)
+                           judge=args.judge)
     grader = Grader(load_rubric_dir(args.rubrics), options)
     original = grader.encoder._encode_new
 
@@ -183,17 +185,17 @@ def _spawn(*argv: str) -> dict:
     return result
 
 
-def bench(n: int, work: Path, with_code: bool) -> dict:
+def bench(n: int, work: Path, with_code: bool, judge: str | None = None) -> dict:
     subs, cache = work / f"class{n}", work / f"cache{n}"
     generate_class(n, subs, seed=n, with_code=with_code)
-    code_flag = [] if with_code else ["--no-code"]
+    code_flag = ([] if with_code else ["--no-code"]) + (["--judge", judge] if judge else [])
     texts = work / f"texts{n}.json"
     cold = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS), "--cache", str(cache),
                   "--out", str(work / f"out{n}"), "--texts", str(texts), *code_flag)
-    # the same class without the judge (--no-judge), into its own cache: the judge's cost, same run
+    # with a judge: the same class without it, into its own cache: the judge's cost, same run
     plain = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS),
-                   "--cache", str(work / f"cache{n}-nojudge"), "--out", str(work / f"out{n}-nojudge"), "--no-judge",
-                   *code_flag)
+                   "--cache", str(work / f"cache{n}-nojudge"), "--out", str(work / f"out{n}-nojudge"),
+                   *([] if with_code else ["--no-code"])) if judge else cold
     raw = _spawn("--worker", "raw", "--texts", str(texts))
     raw_int8 = _spawn("--worker", "raw", "--texts", str(texts), "--int8")
     edited = work / f"rubrics{n}"
@@ -207,7 +209,7 @@ def bench(n: int, work: Path, with_code: bool) -> dict:
 
 def _table(rows: list[dict]) -> str:
     out = [
-        "| N | students/s | wall (run) | parse* | encode | judge | score | code wait | report | texts encoded | raw encoder | model share ((raw + judge)/run) | run --no-judge | judge cost | regrade (run) | regrade speedup | peak RSS |",
+        "| N | students/s | wall (run) | parse* | encode | judge | score | code wait | report | texts encoded | raw encoder | model share ((raw + judge)/run) | run without judge | judge cost | regrade (run) | regrade speedup | peak RSS |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -242,7 +244,7 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--texts", help=argparse.SUPPRESS)
     parser.add_argument("--int8", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--no-judge", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--judge", default=None, help="Grade with this cross-encoder judge (e.g. grader-judge-v1) and measure its cost.")
     args = parser.parse_args()
     if args.worker:
         result = worker_grade(args) if args.worker == "grade" else worker_raw(args)
@@ -255,7 +257,7 @@ def main() -> None:
     os.environ.setdefault("GRADER_CACHE_DIR", str(work / "unused-default-cache"))
     rows = []
     for n in args.sizes:
-        rows.append(bench(n, work, with_code=not args.no_code))
+        rows.append(bench(n, work, with_code=not args.no_code, judge=args.judge))
         print(f"N={n} done", file=sys.stderr)
     print(json.dumps(rows, indent=2) if args.json else _table(rows))
 

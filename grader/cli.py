@@ -78,11 +78,8 @@ CacheDirOption = Annotated[
 ]
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Keep nothing on disk between runs.")]
 JudgeOption = Annotated[
-    str,
-    typer.Option("--judge", help="Cross-encoder that re-weighs the evidence: a name under models/ or a path."),
-]
-NoJudgeOption = Annotated[
-    bool, typer.Option("--no-judge", help="Similarity only, no cross-encoder: about 2x faster on CPU, less accurate.")
+    Optional[str],
+    typer.Option("--judge", help=f"Cross-encoder that re-weighs the evidence (e.g. {DEFAULT_JUDGE}); off by default."),
 ]
 Int8Option = Annotated[
     bool, typer.Option("--int8", help="Faster CPU encoder: int8-quantised (agreement measured in the README).")
@@ -90,7 +87,7 @@ Int8Option = Annotated[
 
 
 def _model_not_found(exc: Exception) -> None:
-    hint = " (grade without it: --no-judge)" if isinstance(exc, JudgeNotFound) else ""
+    hint = f" (the shipped judge is {DEFAULT_JUDGE!r}; leave out --judge to grade without one)" if isinstance(exc, JudgeNotFound) else ""
     err.print(f"[bold red]Model not found:[/] {exc}{hint}", highlight=False)
     raise typer.Exit(2) from None
 
@@ -98,7 +95,7 @@ def _model_not_found(exc: Exception) -> None:
 def _make_grader(  # noqa: ANN202
     rubrics: RubricSet, model: str, max_bytes: int, no_code: bool, unsandboxed: bool,
     cache_dir: Path | None = None, no_cache: bool = False, chunk_size: int = 64, int8: bool = False,
-    judge: str | None = DEFAULT_JUDGE,
+    judge: str | None = None,
 ):
     from grader.cache import default_cache_dir
     from grader.pipeline import GradeOptions, Grader
@@ -132,8 +129,7 @@ def grade(
         int, typer.Option("--chunk-size", min=1, help="Students encoded and written together (memory vs. speed).")
     ] = 64,
     int8: Int8Option = False,
-    judge: JudgeOption = DEFAULT_JUDGE,
-    no_judge: NoJudgeOption = False,
+    judge: JudgeOption = None,
 ) -> None:
     """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json.
 
@@ -154,8 +150,7 @@ def grade(
         err.print("[bold red]No submissions found[/] in " + ", ".join(map(str, submissions)))
         raise typer.Exit(1)
     with _make_grader(
-        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, chunk_size, int8,
-        None if no_judge else judge,
+        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, chunk_size, int8, judge
     ) as grader:
         with Progress(
             TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
@@ -198,8 +193,7 @@ def check(
     allow_unsandboxed: UnsandboxedOption = False,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
-    judge: JudgeOption = DEFAULT_JUDGE,
-    no_judge: NoJudgeOption = False,
+    judge: JudgeOption = None,
 ) -> None:
     """Self-check one submission: per-part points and feedback."""
     from grader.export import report_json
@@ -214,7 +208,7 @@ def check(
         err.print(f"[bold red]Expected one submission in {file}, found {len(sources)}.[/]")
         raise typer.Exit(2)
     with _make_grader(
-        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, judge=None if no_judge else judge
+        rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, judge=judge
     ) as grader:
         (report,) = grader.grade_sources(sources)
     if as_json:
@@ -283,8 +277,7 @@ def eval_(
     ] = None,
     model: ModelOption = DEFAULT_MODEL,
     int8: Int8Option = False,
-    judge: JudgeOption = DEFAULT_JUDGE,
-    no_judge: NoJudgeOption = False,
+    judge: JudgeOption = None,
 ) -> None:
     """Measure agreement with human graders: grader vs a plain-cosine baseline on a graded-answers CSV."""
     from grader.embedding import Encoder
@@ -298,7 +291,7 @@ def eval_(
         result = evaluate(
             dataset, split=split, max_score=max_score, exemplars=exemplars, seed=seed,
             keypoints=keypoints, limit=limit, encoder=Encoder(model, int8=int8),  # type: ignore[arg-type]
-            judge=None if no_judge else load_judge(judge),
+            judge=load_judge(judge) if judge else None,
         )
     except EvalError as exc:
         err.print(f"[bold red]Cannot evaluate ({len(exc.problems)} problem(s)):[/]")

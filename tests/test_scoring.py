@@ -4,9 +4,9 @@ tests/data/labelled_answers.yaml holds answers written for this repo by someone 
 not tune the scorer, each with the fraction of the part's points a careful TA would give
 (a range) and a category: good, paraphrase, partial, keyword_list, negation,
 copy_question, off_topic, long_everything, misconception. The floors below are how many
-of each category must land in the TA's range, with the default grader (similarity plus the
-cross-encoder judge) and with `--no-judge` (similarity only); they are what each achieves
-now, so a change that makes any failure mode worse fails here.
+of each category must land in the TA's range, with the default grader (similarity) and with
+the opt-in cross-encoder judge (`--judge grader-judge-v1`); they are what each achieves now,
+so a change that makes any failure mode worse fails here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexe
 
 from .conftest import DATA
 
-FLOORS = {  # the default: similarity + judge (55 of 72)
+JUDGE_FLOORS = {  # --judge grader-judge-v1 (55 of 72)
     "good": 7,
     "paraphrase": 4,
     "partial": 8,
@@ -31,7 +31,7 @@ FLOORS = {  # the default: similarity + judge (55 of 72)
     "long_everything": 5,
     "misconception": 5,
 }
-NO_JUDGE_FLOORS = {  # --no-judge (53 of 72)
+FLOORS = {  # the default, similarity only (53 of 72)
     "good": 7,
     "paraphrase": 3,
     "partial": 7,
@@ -62,14 +62,14 @@ def _grade_labelled(indexes, encoder, judge) -> list:
 
 @pytest.fixture(scope="module")
 def labelled(written_grader):
-    """The default grader (similarity + judge), as `grader grade` runs it."""
+    """The default grader, as `grader grade` runs it."""
     return _grade_labelled(written_grader.indexes, written_grader.encoder, written_grader.judge)
 
 
 @pytest.fixture(scope="module")
-def labelled_no_judge(rubrics, encoder):
-    """`grader grade --no-judge`: similarity only (its exemplar calibrations are fitted without the judge too)."""
-    return _grade_labelled(build_indexes(rubrics, encoder, ScoringConfig()), encoder, None)
+def labelled_judge(rubrics, encoder, judge):
+    """`grader grade --judge grader-judge-v1` (its exemplar calibrations are fitted on judged scores too)."""
+    return _grade_labelled(build_indexes(rubrics, encoder, ScoringConfig(), judge), encoder, judge)
 
 
 def test_labelled_set_covers_every_failure_mode(labelled):
@@ -92,17 +92,17 @@ def test_category_lands_in_the_ta_range(labelled, category):
     assert hits >= FLOORS[category], misses
 
 
-@pytest.mark.parametrize("category", sorted(NO_JUDGE_FLOORS))
-def test_category_lands_in_the_ta_range_without_the_judge(labelled_no_judge, category):
-    hits, misses = _in_range(labelled_no_judge, category)
-    assert hits >= NO_JUDGE_FLOORS[category], misses
+@pytest.mark.parametrize("category", sorted(JUDGE_FLOORS))
+def test_category_lands_in_the_ta_range_with_the_judge(labelled_judge, category):
+    hits, misses = _in_range(labelled_judge, category)
+    assert hits >= JUDGE_FLOORS[category], misses
 
 
-def test_the_judge_grades_the_labelled_set_at_least_as_well(labelled, labelled_no_judge):
-    """Why the judge is on by default: no category worse, more answers in the TA's range."""
+def test_the_judge_grades_the_labelled_set_at_least_as_well(labelled, labelled_judge):
+    """What the opt-in judge is for: no category worse than the default, more answers in the TA's range."""
     for category in FLOORS:
-        assert _in_range(labelled, category)[0] >= _in_range(labelled_no_judge, category)[0], category
-    assert sum(r[3] for r in labelled) > sum(r[3] for r in labelled_no_judge)
+        assert _in_range(labelled_judge, category)[0] >= _in_range(labelled, category)[0], category
+    assert sum(r[3] for r in labelled_judge) > sum(r[3] for r in labelled)
 
 
 def test_guards_say_why_credit_was_withheld(labelled):
