@@ -188,14 +188,15 @@ def _spawn(*argv: str) -> dict:
 def bench(n: int, work: Path, with_code: bool, judge: str | None = None) -> dict:
     subs, cache = work / f"class{n}", work / f"cache{n}"
     generate_class(n, subs, seed=n, with_code=with_code)
-    code_flag = ([] if with_code else ["--no-code"]) + (["--judge", judge] if judge else [])
+    code_flag = [] if with_code else ["--no-code"]
+    judge_flag = ["--judge", judge] if judge else []
     texts = work / f"texts{n}.json"
     cold = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS), "--cache", str(cache),
-                  "--out", str(work / f"out{n}"), "--texts", str(texts), *code_flag)
+                  "--out", str(work / f"out{n}"), "--texts", str(texts), *code_flag, *judge_flag)
     # with a judge: the same class without it, into its own cache: the judge's cost, same run
     plain = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS),
                    "--cache", str(work / f"cache{n}-nojudge"), "--out", str(work / f"out{n}-nojudge"),
-                   *([] if with_code else ["--no-code"])) if judge else cold
+                   *code_flag) if judge else cold
     raw = _spawn("--worker", "raw", "--texts", str(texts))
     raw_int8 = _spawn("--worker", "raw", "--texts", str(texts), "--int8")
     edited = work / f"rubrics{n}"
@@ -203,7 +204,7 @@ def bench(n: int, work: Path, with_code: bool, judge: str | None = None) -> dict
     q3 = edited / "q3.yaml"
     q3.write_text(q3.read_text().replace("penalty: 2.0", "penalty: 2.5", 1))
     regrade = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(edited), "--cache", str(cache),
-                     "--out", str(work / f"regrade{n}"), *code_flag)
+                     "--out", str(work / f"regrade{n}"), *code_flag, *judge_flag)
     return {"n": n, "cold": cold, "plain": plain, "raw": raw, "raw_int8": raw_int8, "regrade": regrade}
 
 

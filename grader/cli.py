@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -86,7 +86,7 @@ Int8Option = Annotated[
 ]
 
 
-def _model_not_found(exc: Exception) -> None:
+def _model_not_found(exc: Exception) -> NoReturn:
     hint = f" (the shipped judge is {DEFAULT_JUDGE!r}; leave out --judge to grade without one)" if isinstance(exc, JudgeNotFound) else ""
     err.print(f"[bold red]Model not found:[/] {exc}{hint}", highlight=False)
     raise typer.Exit(2) from None

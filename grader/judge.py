@@ -220,7 +220,7 @@ class Judge:
             self._memo.clear()
             todo = sorted(set(pairs))
         if todo and self.store is not None:
-            keys = {p: digest("judge", self.identity, *p) for p in todo}
+            keys = {p: self._store_key(p) for p in todo}
             stored = self.store.get_results(list(keys.values()))
             for p, key in keys.items():
                 if key in stored:
@@ -240,8 +240,11 @@ class Judge:
                         self._memo[todo[i]] = float(p)
             self.forward_pairs += len(todo)
             if self.store is not None:
-                self.store.put_results((digest("judge", self.identity, *p), repr(self._memo[p])) for p in todo)
+                self.store.put_results((self._store_key(p), repr(self._memo[p])) for p in todo)
         return np.array([self._memo[p] for p in pairs], dtype=np.float64).reshape(len(pairs))
+
+    def _store_key(self, pair: tuple[str, str]) -> bytes:
+        return digest("judge", self.identity, *pair)
 
     def clear_memo(self) -> None:
         self._memo.clear()

@@ -46,11 +46,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def judge() -> Judge:
-    return Judge.load(NAME, device="cpu")
-
-
 def test_missing_model_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(JudgeNotFound, match="no judge model"):
         Judge.load(tmp_path / "nowhere")

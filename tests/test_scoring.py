@@ -20,17 +20,6 @@ from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexe
 
 from .conftest import DATA
 
-JUDGE_FLOORS = {  # --judge grader-judge-v1 (55 of 72)
-    "good": 7,
-    "paraphrase": 4,
-    "partial": 8,
-    "keyword_list": 8,
-    "negation": 5,
-    "copy_question": 7,
-    "off_topic": 6,
-    "long_everything": 5,
-    "misconception": 5,
-}
 FLOORS = {  # the default, similarity only (53 of 72)
     "good": 7,
     "paraphrase": 3,
@@ -42,6 +31,7 @@ FLOORS = {  # the default, similarity only (53 of 72)
     "long_everything": 5,
     "misconception": 5,
 }
+JUDGE_FLOORS = {**FLOORS, "paraphrase": 4, "partial": 8}  # --judge grader-judge-v1 (55 of 72)
 
 
 def _grade_labelled(indexes, encoder, judge) -> list:
