@@ -69,12 +69,12 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 class Scorers:
-    def __init__(self, model: str, batch_size: int):
+    def __init__(self, model: str, batch_size: int, device: str = "cpu"):
         from grader.embedding import Encoder
         from grader.judge import Judge
 
         t = time.time()
-        self.judge = Judge.load(model, device="cpu")
+        self.judge = Judge.load(model, device=device)
         self.load_s = time.time() - t
         self.encoder = Encoder()
         self.batch_size = batch_size
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="grader-judge-v1")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (for the judge; the baseline encoder picks its own)")
     parser.add_argument("--dev-fraction", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     started = time.time()
-    sc = Scorers(args.model, args.batch_size)
+    sc = Scorers(args.model, args.batch_size, args.device)
     print(f"judge {sc.judge.identity} loaded in {sc.load_s:.1f}s")
     results = []
 

@@ -430,6 +430,7 @@ class Cache:
         bert = model[0].auto_model
         tok = model.tokenizer
         self.index = {t: i for i, t in enumerate(texts)}
+        self.device = next(bert.parameters()).device
         self.states: list = [None] * len(texts)
         self.base = np.zeros((len(texts), bert.config.hidden_size), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
@@ -437,6 +438,7 @@ class Cache:
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 enc = tok([texts[i] for i in chunk], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+                enc = {k: v.to(self.device) for k, v in enc.items()}
                 h, mask4 = embed(bert, enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
                 for layer in bert.encoder.layer[:frozen]:
                     h = run_layer(layer, h, mask4)
@@ -448,7 +450,7 @@ class Cache:
                 lengths = enc["attention_mask"].sum(1).tolist()
                 for j, i in enumerate(chunk):
                     self.states[i] = h[j, : lengths[j]].clone()
-                    self.base[i] = pooled[j].numpy()
+                    self.base[i] = pooled[j].cpu().numpy()
 
     def length(self, text: str) -> int:
         return int(self.states[self.index[text]].shape[0])
@@ -459,8 +461,8 @@ class Cache:
 
         seqs = [self.states[self.index[t]] for t in texts]
         n = max(s.shape[0] for s in seqs)
-        h = torch.zeros(len(seqs), n, seqs[0].shape[1])
-        mask = torch.zeros(len(seqs), n, dtype=torch.long)
+        h = torch.zeros(len(seqs), n, seqs[0].shape[1], device=self.device)
+        mask = torch.zeros(len(seqs), n, dtype=torch.long, device=self.device)
         for i, s in enumerate(seqs):
             h[i, : s.shape[0]] = s
             mask[i, : s.shape[0]] = 1
@@ -498,7 +500,7 @@ def cosent_loss(cos, labels, scale: float = 20.0):  # noqa: ANN001, ANN201
     diff = s[:, None] - s[None, :]  # s_i - s_j
     lower = labels[:, None] < labels[None, :]  # label_i < label_j: penalise s_i > s_j
     diff = diff - (~lower).to(diff.dtype) * 1e12
-    diff = torch.cat([torch.zeros(1), diff.view(-1)])
+    diff = torch.cat([torch.zeros(1, device=diff.device), diff.view(-1)])
     return torch.logsumexp(diff, dim=0)
 
 
@@ -568,7 +570,11 @@ def train(args: argparse.Namespace) -> None:
 
     base_dir = base_model_dir()
     base_sha = sha256_file(base_dir / "model.safetensors")
-    model = SentenceTransformer(str(base_dir), device="cpu", local_files_only=True)
+    model = SentenceTransformer(str(base_dir), device=args.device, local_files_only=True)
+    device = torch.device(args.device)
+    if device.type == "cuda":  # same seed, same data order; GPU kernels need not be bit-reproducible
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     model.eval()
     bert = model[0].auto_model
     n_layers = bert.config.num_hidden_layers
@@ -657,8 +663,8 @@ def train(args: argparse.Namespace) -> None:
                 bucket.append(i)
                 width = max(width, n)
         pooled = torch.cat(parts)
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(len(order))
+        inverse = torch.empty(len(order), dtype=torch.long, device=device)
+        inverse[torch.tensor(order, device=device)] = torch.arange(len(order), device=device)
         return torch.nn.functional.normalize(pooled[inverse], dim=-1)
 
     step = 0
@@ -672,7 +678,7 @@ def train(args: argparse.Namespace) -> None:
             a = emb[[pos[p.a] for p in batch]]
             b = emb[[pos[p.b] for p in batch]]
             cos = (a * b).sum(-1)
-            labels = torch.tensor([p.label for p in batch])
+            labels = torch.tensor([p.label for p in batch], device=device)
             loss = args.cosent * cosent_loss(cos, labels, args.scale)
             trip = [i for i, p in enumerate(batch) if p.pos is not None and p.pos != p.a]
             if args.triplet and trip:
@@ -686,14 +692,14 @@ def train(args: argparse.Namespace) -> None:
             if args.anchor:
                 # keep the geometry between different questions' texts where the base model had it:
                 # without this the ranking loss packs every cosine into a narrow band near 1
-                base = torch.from_numpy(cache.base[[cache.index[t] for t in uniq]])
+                base = torch.from_numpy(cache.base[[cache.index[t] for t in uniq]]).to(device)
                 groups = defaultdict(set)
                 for p in batch:
                     for t in (p.a, p.b, p.pos):
                         if t is not None:
                             groups[t].add(p.group)
                 owner = torch.tensor([sorted(groups[t])[0] == sorted(groups[t])[-1] and hash_group(sorted(groups[t])[0]) or -1
-                                      for t in uniq])
+                                      for t in uniq], device=device)
                 cross = (owner[:, None] != owner[None, :]) & (owner[:, None] >= 0) & (owner[None, :] >= 0)
                 if cross.any():
                     loss = loss + args.anchor * ((emb @ emb.T - base @ base.T)[cross] ** 2).mean()
@@ -716,7 +722,7 @@ def train(args: argparse.Namespace) -> None:
     for key, value in trained.items():
         layer_no, rest = key.split(".", 1)
         name = f"encoder.layer.{frozen + int(layer_no)}.{rest}"
-        delta[name] = (value.detach() - base_state[key]).to(torch.float16).contiguous()
+        delta[name] = (value.detach() - base_state[key]).to(torch.float16).cpu().contiguous()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     save_file(delta, str(out / DELTA_FILE), metadata={"format": "grader-delta-v1"})
@@ -748,6 +754,7 @@ def train(args: argparse.Namespace) -> None:
             "pairs_per_group": args.pairs_per_group,
             "max_len": args.max_len,
             "threads": args.threads,
+            "device": args.device,
             "steps": step,
             "pairs": dict(sorted(kinds.items())),
             "train_rows": len(rows),
@@ -823,6 +830,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-len", type=int, default=128, help="tokens per text in training (the model's own limit is 256)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (the shipped model's settings; bit-reproducible) or cuda")
     parser.add_argument("--dev-fraction", type=float, default=0.0, help="hold out this fraction of questions (experiments only)")
     parser.add_argument("--bucket-tokens", type=int, default=2048, help="padded tokens per sub-batch of the trained layers")
     parser.add_argument("--cache-dir", type=Path, default=None, help="keep the lower-layer cache here between runs (experiments)")

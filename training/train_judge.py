@@ -174,13 +174,14 @@ class PairCache:
         import torch
 
         self.index = {p: i for i, p in enumerate(pairs)}
+        self.device = next(bert.parameters()).device
         encoded = pair_token_ids(tokenizer, pairs, MAX_LENGTH)
-        self.types = [torch.tensor(tt, dtype=torch.long) for _, tt in encoded]
+        self.types = [torch.tensor(tt, dtype=torch.long, device=self.device) for _, tt in encoded]
         self.states: list = [None] * len(pairs)
         order = sorted(range(len(pairs)), key=lambda i: (len(encoded[i][0]), i))
         with torch.inference_mode():
             for chunk in buckets(order, lambda i: len(encoded[i][0]), bucket_tokens):
-                ids, types, mask = pad_batch([encoded[i] for i in chunk])
+                ids, types, mask = (t.to(self.device) for t in pad_batch([encoded[i] for i in chunk]))
                 h = bert.embeddings(input_ids=ids, token_type_ids=types)
                 mask4 = extended_mask(bert, mask, h)
                 for layer in bert.encoder.layer[:frozen]:
@@ -196,9 +197,9 @@ class PairCache:
 
         seqs = [self.states[self.index[p]] for p in pairs]
         n = max(s.shape[0] for s in seqs)
-        h = torch.zeros(len(seqs), n, seqs[0].shape[1])
-        mask = torch.zeros(len(seqs), n, dtype=torch.long)
-        types = torch.zeros(len(seqs), n, dtype=torch.long)
+        h = torch.zeros(len(seqs), n, seqs[0].shape[1], device=self.device)
+        mask = torch.zeros(len(seqs), n, dtype=torch.long, device=self.device)
+        types = torch.zeros(len(seqs), n, dtype=torch.long, device=self.device)
         for i, (p, s) in enumerate(zip(pairs, seqs)):
             h[i, : s.shape[0]] = s.float()
             mask[i, : s.shape[0]] = 1
@@ -233,7 +234,7 @@ def check_pipeline(bert, tokenizer, frozen: int) -> None:  # noqa: ANN001
     with torch.inference_mode():
         for layer in bert.encoder.layer[frozen:]:
             h = run_layer(layer, h, mask4)
-        ids, types, m = pad_batch(pair_token_ids(tokenizer, pairs))
+        ids, types, m = (t.to(cache.device) for t in pad_batch(pair_token_ids(tokenizer, pairs)))
         full = bert(input_ids=ids, attention_mask=m, token_type_ids=types).last_hidden_state
     err = float(((h - full) * m.unsqueeze(-1)).abs().max())
     if err > 5e-2:
@@ -271,6 +272,11 @@ def train(args: argparse.Namespace) -> None:
     base_dir = base_model_dir()
     base_sha = sha256_file(base_dir / "model.safetensors")
     tokenizer, bert = load_base(base_dir, attention="eager")
+    device = torch.device(args.device)
+    if device.type == "cuda":  # same seed, same data order; GPU kernels need not be bit-reproducible
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    bert.to(device)
     n_layers = bert.config.num_hidden_layers
     frozen = n_layers - args.layers
     check_pipeline(bert, tokenizer, frozen)
@@ -293,7 +299,7 @@ def train(args: argparse.Namespace) -> None:
         p.requires_grad_(False)
     for p in top.parameters():
         p.requires_grad_(True)
-    head = torch.nn.Linear(bert.config.hidden_size * (4 if args.head == "pair" else 1), 1)
+    head = torch.nn.Linear(bert.config.hidden_size * (4 if args.head == "pair" else 1), 1).to(device)
     with torch.no_grad():
         head.weight.normal_(0.0, 0.02)
         head.bias.zero_()
@@ -321,8 +327,8 @@ def train(args: argparse.Namespace) -> None:
             parts.append(head_logits(dropout(h), mask, types, head.weight, head.bias, args.head))
             idx.extend(chunk)
         out = torch.cat(parts)
-        inverse = torch.empty(len(idx), dtype=torch.long)
-        inverse[torch.tensor(idx)] = torch.arange(len(idx))
+        inverse = torch.empty(len(idx), dtype=torch.long, device=device)
+        inverse[torch.tensor(idx, device=device)] = torch.arange(len(idx), device=device)
         return out[inverse]
 
     step = 0
@@ -338,9 +344,9 @@ def train(args: argparse.Namespace) -> None:
                     batch_pairs.append((ref, items[i].student))
                     owner.append(k)
             logits = logits_for(batch_pairs)
-            own = torch.tensor(owner)
-            item_logit = torch.full((len(batch),), -1e4).scatter_reduce(0, own, logits, reduce="amax", include_self=True)
-            labels = torch.tensor([items[i].label for i in batch])
+            own = torch.tensor(owner, device=device)
+            item_logit = torch.full((len(batch),), -1e4, device=device).scatter_reduce(0, own, logits, reduce="amax", include_self=True)
+            labels = torch.tensor([items[i].label for i in batch], device=device)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(item_logit, labels)
             optimizer.zero_grad()
             loss.backward()
@@ -359,9 +365,9 @@ def train(args: argparse.Namespace) -> None:
     tensors = {}
     for key, value in top.state_dict().items():
         layer_no, rest = key.split(".", 1)
-        tensors[f"delta.encoder.layer.{frozen + int(layer_no)}.{rest}"] = (value.detach() - base_state[key]).to(torch.float16).contiguous()
-    tensors["head.weight"] = head.weight.detach().reshape(-1).float().contiguous().clone()
-    tensors["head.bias"] = head.bias.detach().reshape(-1).float().contiguous().clone()
+        tensors[f"delta.encoder.layer.{frozen + int(layer_no)}.{rest}"] = (value.detach() - base_state[key]).to(torch.float16).cpu().contiguous()
+    tensors["head.weight"] = head.weight.detach().reshape(-1).float().cpu().contiguous().clone()
+    tensors["head.bias"] = head.bias.detach().reshape(-1).float().cpu().contiguous().clone()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": FORMAT})
@@ -402,6 +408,7 @@ def train(args: argparse.Namespace) -> None:
             "saf_rows": args.saf_rows,
             "synthetic_fraction": args.synthetic_fraction,
             "threads": args.threads,
+            "device": args.device,
             "steps": step,
             "items": dict(sorted(kinds.items())),
             "distinct_pairs": len(pairs),
@@ -450,6 +457,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bucket-tokens", type=int, default=4096, help="padded tokens per forward chunk")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (the shipped judge's settings; bit-reproducible) or cuda")
     parser.add_argument("--dev-fraction", type=float, default=0.0, help="hold out this fraction of questions (experiments only)")
     parser.add_argument("--smoke", type=int, default=0, help="train on about this many rows only (a quick check)")
     args = parser.parse_args(argv)
