@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -58,7 +58,13 @@ class ScoringConfig(BaseModel):
     holistic_high: float = Field(default=0.80, description="Whole-answer cosine that earns all holistic credit.")
     judge_weight: float = Field(
         default=0.5, ge=0, le=1,
-        description="With a judge (cross-encoder): its share of each key point's and the holistic credit.",
+        description="With a judge (cross-encoder): its share of the credit it re-weighs (see judge_scope).",
+    )
+    judge_scope: Literal["answer", "key_points"] = Field(
+        default="key_points",
+        description="What a judge reads. 'answer': the whole answer against the reference answer, the pairs it "
+        "was trained on; it re-weighs the holistic credit only. 'key_points': that, and each key point's best "
+        "sentence against the key point, so it re-weighs key-point credit too.",
     )
     knn_k: int = Field(default=3, ge=1, description="Graded exemplars consulted per answer.")
     knn_low: float = Field(default=0.60, description="Below this cosine to its nearest exemplar, an answer ignores them.")
@@ -530,32 +536,36 @@ def judge_pairs(index: PartIndex, assessment: Assessment) -> list[tuple[str, str
     evidence, then the whole answer against the reference answer."""
     if not assessment.whole:
         return []
-    return [(wording, unit) for _, wording, unit in assessment.judge_items] + [
-        (index.part.reference_answer, assessment.whole)
-    ]
+    whole = [(index.part.reference_answer, assessment.whole)]
+    if index.config.judge_scope == "answer":
+        return whole
+    return [(wording, unit) for _, wording, unit in assessment.judge_items] + whole
 
 
 def apply_judge(index: PartIndex, assessment: Assessment, probabilities: Sequence[float]) -> Assessment:
     """Re-weigh the evidence with a judge's probabilities (in judge_pairs order).
 
-    A key point's credit becomes (1-w) * similarity credit + w * P(the student's unit states
-    it); the holistic credit likewise with P(the answer states the reference). The lexical
-    guards keep their say: denied or hedged points, flagged units and penalties are unchanged.
+    The holistic credit becomes (1-w) * similarity credit + w * P(the answer states the
+    reference); with judge_scope "key_points", each key point's credit likewise with P(the
+    student's unit states it). The lexical guards keep their say: denied or hedged points,
+    flagged units and penalties are unchanged.
     """
     if not assessment.whole or len(probabilities) == 0:
         return assessment
     cfg, part = index.config, index.part
     w = cfg.judge_weight
     credits = list(assessment.sim_credits)
-    for (k, _, _), p in zip(assessment.judge_items, probabilities):
-        credits[k] = (1 - w) * credits[k] + w * float(p)
-    key_points = []
-    for kp, result, credit in zip(part.key_points, assessment.key_points, credits):
-        evidence = result.evidence or next((u for k, _, u in assessment.judge_items if part.key_points[k] is kp), None)
-        key_points.append(result.model_copy(update={
-            "points": round(kp.points * credit, 3), "matched": credit >= 0.5,
-            "evidence": evidence if credit > 0 else None,
-        }))
+    key_points = list(assessment.key_points)
+    if cfg.judge_scope == "key_points":
+        for (k, _, _), p in zip(assessment.judge_items, probabilities):
+            credits[k] = (1 - w) * credits[k] + w * float(p)
+        key_points = []
+        for kp, result, credit in zip(part.key_points, assessment.key_points, credits):
+            evidence = result.evidence or next((u for k, _, u in assessment.judge_items if part.key_points[k] is kp), None)
+            key_points.append(result.model_copy(update={
+                "points": round(kp.points * credit, 3), "matched": credit >= 0.5,
+                "evidence": evidence if credit > 0 else None,
+            }))
     earned = sum(kp.points * c for kp, c in zip(part.key_points, credits)) * assessment.padding
     holistic = (1 - w) * assessment.holistic_credit + w * float(probabilities[-1])
     raw = _raw(cfg, part.max_points, earned, assessment.gate, holistic, assessment.penalty_fraction)

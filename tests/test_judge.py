@@ -131,3 +131,23 @@ def test_a_wrong_base_is_rejected(tmp_path: Path) -> None:
     (fake_base / "model.safetensors").write_bytes(b"not the weights the judge was trained on")
     with pytest.raises(BaseMismatch):
         Judge.load(ARTIFACT, base_dir=fake_base)
+
+
+@needs_artifact
+def test_answer_scope_reweighs_the_whole_answer_and_leaves_key_points_alone(judge: Judge, rubrics, encoder) -> None:
+    from grader.scoring import ScoringConfig, assess, build_indexes, judge_pairs, judged
+
+    answer = ("Momentum keeps a running average of past gradients, so steps along a consistent direction grow "
+              "while oscillating components cancel out. This helps in ravines where plain SGD zig-zags.")
+    by_scope = {}
+    for scope in ("answer", "key_points"):
+        index = build_indexes(rubrics, encoder, ScoringConfig(judge_scope=scope), judge)["q3.a"]
+        plain = assess(index, answer, encoder)
+        by_scope[scope] = (plain, judged(index, plain, judge), judge_pairs(index, plain))
+    plain, with_judge, pairs = by_scope["answer"]
+    assert len(pairs) == 1 and pairs[0][1] == plain.whole  # one pair: the reference answer and the whole answer
+    assert [kp.points for kp in with_judge.key_points] == [kp.points for kp in plain.key_points]
+    assert with_judge.holistic_credit != plain.holistic_credit and with_judge.raw_score != plain.raw_score
+    plain_kp, with_judge_kp, pairs_kp = by_scope["key_points"]
+    assert len(pairs_kp) > 1  # each key point's evidence too
+    assert [kp.points for kp in with_judge_kp.key_points] != [kp.points for kp in plain_kp.key_points]
