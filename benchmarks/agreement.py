@@ -43,13 +43,15 @@ the pooled Pearson on points rewards knowing each question's maximum (the baseli
 
 
 def command(path: Path, split: str, exemplars: int, seed: int, keypoints: str, limit: int | None,
-            model: str = "all-MiniLM-L6-v2", int8: bool = False, judge: str | None = None) -> str:
+            model: str = "all-MiniLM-L6-v2", int8: bool = False, judge: str | None = DEFAULT_JUDGE) -> str:
     args = ["grader", "eval", str(path), "--split", split]
     if model != "all-MiniLM-L6-v2":
         args += ["--model", model]
     if int8:
         args += ["--int8"]
-    if judge:
+    if judge is None:
+        args += ["--no-judge"]
+    elif judge != DEFAULT_JUDGE:
         args += ["--judge", judge]
     if exemplars:
         args += ["--exemplars", str(exemplars)]
@@ -77,13 +79,14 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, default=None, help="Also write every EvalResult to this JSON file.")
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="Grader's embedding model (the baseline stays MiniLM).")
     parser.add_argument("--int8", action="store_true", help="int8-quantised encoder for the grader.")
-    parser.add_argument("--judge", default=None, help=f"Cross-encoder judge for the grader (e.g. {DEFAULT_JUDGE}); off by default.")
+    parser.add_argument("--judge", default=DEFAULT_JUDGE, help="Cross-encoder judge for the grader (default: %(default)s).")
+    parser.add_argument("--no-judge", action="store_true", help="Similarity only, no judge.")
     parser.add_argument("--exemplars", default=",".join(map(str, EXEMPLARS)), help="Comma list of exemplar counts.")
     args = parser.parse_args()
     counts = [int(k) for k in args.exemplars.split(",")]
 
     started = time.perf_counter()
-    judge = load_judge(args.judge) if args.judge else None
+    judge = None if args.no_judge else load_judge(args.judge)
     session = EvalSession(Encoder(args.model, int8=args.int8), ScoringConfig(**json.loads(args.config)), judge)
     results: list[tuple[str, Path, EvalResult]] = []
     for name, filename, splits in RUNS:
@@ -121,7 +124,7 @@ def main() -> None:
     print("```")
     for name, path, r in results:
         print(command(path, r.split or "", r.settings.exemplars, args.seed, args.keypoints, args.limit,
-                      args.model, args.int8, args.judge))
+                      args.model, args.int8, None if args.no_judge else args.judge))
     print("```")
     wall = time.perf_counter() - started
     print(f"\nwall time: {wall:.0f} s")

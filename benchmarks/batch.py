@@ -3,7 +3,7 @@
     python benchmarks/batch.py 1000                # one size
     python benchmarks/batch.py 250 500 1000        # memory as N grows
     python benchmarks/batch.py 200 --no-code       # written parts only
-    python benchmarks/batch.py 250 --judge grader-judge-v1   # with the judge, and its cost
+    python benchmarks/batch.py 250 --no-judge      # similarity only (no judge, no cost arm)
 
 For each N, in fresh processes on this machine (each run is a subprocess, so
 model loading and peak RSS are per run):
@@ -13,9 +13,9 @@ model loading and peak RSS are per run):
    typos added so many texts are new), 10% of parts left out, code parts taken
    from the correct and wrong answers in tests/data/code_answers (no hostile ones:
    their time limits would measure the limits, not the grader);
-2. cold run: `grader grade` into an empty cache and output directory; with `--judge NAME`
-   the cold run and the regrade use the cross-encoder judge, and the same class is also
-   graded without it, into its own cache, for the judge's cost;
+2. cold run: `grader grade` (default options, so with the cross-encoder judge) into an empty
+   cache and output directory; the same class is also graded with `--no-judge`, into its own
+   cache, for the judge's cost (with `--no-judge` here, only that run);
 3. raw encoder: the same distinct texts the cold run encoded, straight through
    SentenceTransformer.encode (batch 64, same device), timed in its own process:
    the floor a run cannot beat; (raw + judge time) / cold is the models' share of the run;
@@ -38,6 +38,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE  # light: no torch until a judge is loaded
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "submissions"
@@ -124,7 +126,7 @@ def worker_grade(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     encoded: list[str] = []
     options = GradeOptions(cache_dir=Path(args.cache), run_code=not args.no_code,
-                           judge=args.judge)
+                           judge=None if args.no_judge else args.judge)
     grader = Grader(load_rubric_dir(args.rubrics), options)
     original = grader.encoder._encode_new
 
@@ -189,14 +191,14 @@ def bench(n: int, work: Path, with_code: bool, judge: str | None = None) -> dict
     subs, cache = work / f"class{n}", work / f"cache{n}"
     generate_class(n, subs, seed=n, with_code=with_code)
     code_flag = [] if with_code else ["--no-code"]
-    judge_flag = ["--judge", judge] if judge else []
+    judge_flag = ["--judge", judge] if judge else ["--no-judge"]
     texts = work / f"texts{n}.json"
     cold = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS), "--cache", str(cache),
                   "--out", str(work / f"out{n}"), "--texts", str(texts), *code_flag, *judge_flag)
     # with a judge: the same class without it, into its own cache: the judge's cost, same run
     plain = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS),
                    "--cache", str(work / f"cache{n}-nojudge"), "--out", str(work / f"out{n}-nojudge"),
-                   *code_flag) if judge else cold
+                   "--no-judge", *code_flag) if judge else cold
     raw = _spawn("--worker", "raw", "--texts", str(texts))
     raw_int8 = _spawn("--worker", "raw", "--texts", str(texts), "--int8")
     edited = work / f"rubrics{n}"
@@ -245,7 +247,8 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--texts", help=argparse.SUPPRESS)
     parser.add_argument("--int8", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--judge", default=None, help="Grade with this cross-encoder judge (e.g. grader-judge-v1) and measure its cost.")
+    parser.add_argument("--judge", default=DEFAULT_JUDGE, help="The cross-encoder judge graded with (the default's); its cost is measured against --no-judge.")
+    parser.add_argument("--no-judge", action="store_true", help="Grade without a judge (no cost arm).")
     args = parser.parse_args()
     if args.worker:
         result = worker_grade(args) if args.worker == "grade" else worker_raw(args)
@@ -258,7 +261,7 @@ def main() -> None:
     os.environ.setdefault("GRADER_CACHE_DIR", str(work / "unused-default-cache"))
     rows = []
     for n in args.sizes:
-        rows.append(bench(n, work, with_code=not args.no_code, judge=args.judge))
+        rows.append(bench(n, work, with_code=not args.no_code, judge=None if args.no_judge else args.judge))
         print(f"N={n} done", file=sys.stderr)
     print(json.dumps(rows, indent=2) if args.json else _table(rows))
 

@@ -31,14 +31,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "labelled_answers.yaml")
     parser.add_argument("--model", default=None)
     parser.add_argument("--config", default="{}", help="JSON overrides of ScoringConfig")
-    parser.add_argument("--judge", default=None, help=f"Cross-encoder judge (e.g. {DEFAULT_JUDGE}); off by default")
+    parser.add_argument("--judge", default=DEFAULT_JUDGE, help="Cross-encoder judge (default: %(default)s)")
+    parser.add_argument("--no-judge", action="store_true", help="Similarity only, no judge.")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     rubrics = load_rubric_dir(args.rubrics)
     encoder = Encoder(args.model)
-    judge = load_judge(args.judge) if args.judge else None
+    judge = None if args.no_judge else load_judge(args.judge)
     indexes = build_indexes(rubrics, encoder, ScoringConfig(**json.loads(args.config)), judge)
     items = yaml.safe_load(args.data.read_text())
     encoder.prime(all_answer_texts(item["answer"] for item in items))

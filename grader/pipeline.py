@@ -57,9 +57,8 @@ class GradeOptions(BaseModel):
     cache_dir: Path | None = Field(default=None, description="Embedding and result cache (SQLite); None: memory only.")
     int8: bool = Field(default=False, description="Quantise the encoder's Linear layers to int8 (CPU only).")
     judge: str | None = Field(
-        default=None,
-        description=f"Cross-encoder that re-weighs the evidence (a name under models/, e.g. {DEFAULT_JUDGE!r}, or a "
-        "path); None: similarity only.",
+        default=DEFAULT_JUDGE,
+        description="Cross-encoder that re-weighs the evidence (a name under models/ or a path); None: similarity only.",
     )
     chunk_size: int = Field(default=64, ge=1, description="Students parsed, encoded and reported together.")
     memo_limit: int = Field(default=50_000, ge=0, description="Student-text vectors kept in memory between chunks.")

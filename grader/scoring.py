@@ -61,7 +61,7 @@ class ScoringConfig(BaseModel):
         description="With a judge (cross-encoder): its share of the credit it re-weighs (see judge_scope).",
     )
     judge_scope: Literal["answer", "key_points"] = Field(
-        default="key_points",
+        default="answer",
         description="What a judge reads. 'answer': the whole answer against the reference answer, the pairs it "
         "was trained on; it re-weighs the holistic credit only. 'key_points': that, and each key point's best "
         "sentence against the key point, so it re-weighs key-point credit too.",

@@ -32,7 +32,7 @@ def encoder() -> Encoder:
 
 @pytest.fixture(scope="session")
 def judge():
-    """The shipped cross-encoder judge (opt-in: `--judge grader-judge-v1`), loaded once for the whole session."""
+    """The default cross-encoder judge, loaded once for the whole session."""
     from grader.pipeline import load_judge
     from grader.judge import DEFAULT_NAME
 
@@ -40,10 +40,10 @@ def judge():
 
 
 @pytest.fixture(scope="session")
-def written_grader(rubrics: RubricSet, encoder: Encoder):
+def written_grader(rubrics: RubricSet, encoder: Encoder, judge):
     """A Grader over the shipped rubrics with the default options, except that it does not run code."""
     from grader.pipeline import GradeOptions, Grader
 
-    grader = Grader(rubrics, GradeOptions(run_code=False), encoder=encoder)
+    grader = Grader(rubrics, GradeOptions(run_code=False), encoder=encoder, judge=judge)
     yield grader
     grader.close()

@@ -73,10 +73,10 @@ def test_kill_9_then_resume_gives_the_same_reports(tmp_path, rubrics, written_gr
     assert not list(killed.rglob("*.tmp"))
 
 
-def test_a_report_is_reused_only_while_it_still_applies(tmp_path, rubrics, encoder):
+def test_a_report_is_reused_only_while_it_still_applies(tmp_path, rubrics, encoder, judge):
     sources, _ = discover([SUBMISSIONS])
     out = tmp_path / "out"
-    with Grader(rubrics, GradeOptions(run_code=False), encoder=encoder) as grader:
+    with Grader(rubrics, GradeOptions(run_code=False), encoder=encoder, judge=judge) as grader:
         first = run_batch(grader, sources, out)
         assert first.reused == 0
         again = run_batch(grader, sources, out)
@@ -84,26 +84,26 @@ def test_a_report_is_reused_only_while_it_still_applies(tmp_path, rubrics, encod
     lee = tmp_path / "subs" / "lee.md"
     lee.parent.mkdir()
     shutil.copy(SUBMISSIONS / "lee.md", lee)
-    with Grader(rubrics, GradeOptions(run_code=False), encoder=encoder) as grader:
+    with Grader(rubrics, GradeOptions(run_code=False), encoder=encoder, judge=judge) as grader:
         run_batch(grader, discover([lee])[0], tmp_path / "one")
         lee.write_text(lee.read_text() + "\n\nQuestion 6\n- a) Yes, add them to the token embeddings.\n")
         changed = run_batch(grader, discover([lee])[0], tmp_path / "one")
         assert changed.reused == 0  # the file changed: its old report no longer applies
 
 
-def test_regrade_after_a_one_part_edit_rescores_only_that_part(tmp_path, encoder):
+def test_regrade_after_a_one_part_edit_rescores_only_that_part(tmp_path, encoder, judge):
     rubric_dir = tmp_path / "rubrics"
     shutil.copytree(RUBRICS, rubric_dir)
     sources, _ = discover([SUBMISSIONS])
     options = GradeOptions(run_code=False, cache_dir=tmp_path / "cache")
-    with Grader(load_rubric_dir(rubric_dir), options) as grader:
+    with Grader(load_rubric_dir(rubric_dir), options, judge=judge) as grader:
         run_batch(grader, sources, tmp_path / "first")
         first = grader.stats
     assert first.n_parts_from_cache == 0 and first.n_parts_scored > 100
 
     q3 = rubric_dir / "q3.yaml"
     q3.write_text(q3.read_text().replace("penalty: 2.0", "penalty: 2.5", 1))
-    with Grader(load_rubric_dir(rubric_dir), options) as grader:
+    with Grader(load_rubric_dir(rubric_dir), options, judge=judge) as grader:
         second = run_batch(grader, sources, tmp_path / "second")
         stats = grader.stats
         answered_q3a = sum(1 for s in sources if grader.parse(s).answer("q3.a") is not None)
@@ -114,16 +114,16 @@ def test_regrade_after_a_one_part_edit_rescores_only_that_part(tmp_path, encoder
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="code answers need bubblewrap (apt-get install bubblewrap)")
-def test_code_results_are_cached_unless_load_dependent(tmp_path, rubrics, encoder):
+def test_code_results_are_cached_unless_load_dependent(tmp_path, rubrics, encoder, judge):
     batch = tmp_path / "code"
     batch.mkdir()
     for name in ("correct_vectorized", "wrong_no_factor2", "wrong_shape", "hostile_infinite_loop"):
         shutil.copy(ROOT / "tests" / "data" / "code_answers" / "q5.b" / f"{name}.py", batch / f"{name}_q5b.py")
     sources, _ = discover([batch])
     options = GradeOptions(cache_dir=tmp_path / "cache")
-    with Grader(rubrics, options, encoder=encoder) as grader:
+    with Grader(rubrics, options, encoder=encoder, judge=judge) as grader:
         first = run_batch(grader, sources, tmp_path / "a")
-    with Grader(rubrics, options, encoder=encoder) as grader:
+    with Grader(rubrics, options, encoder=encoder, judge=judge) as grader:
         second = run_batch(grader, sources, tmp_path / "b", resume=False)
         from_cache = grader.stats.n_parts_from_cache
     points = {r.student_id: r.part("q5.b").points for r in first.reports}

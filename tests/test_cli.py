@@ -138,21 +138,28 @@ def test_check_json_prints_one_report(written_grader):
     assert report.student_id == "lee" and report.status == "graded"
 
 
-def test_judge_flag_changes_the_grade_and_the_report_says_so(written_grader):
-    plain = StudentReport.model_validate_json(
+def test_the_judge_is_on_by_default_and_no_judge_turns_it_off(written_grader):
+    with_judge = StudentReport.model_validate_json(
         _run("check", str(SUBMISSIONS / "lee.md"), "--json", "--no-code").stdout)
-    judged = StudentReport.model_validate_json(
-        _run("check", str(SUBMISSIONS / "lee.md"), "--json", "--no-code", "--judge", "grader-judge-v1").stdout)
-    assert "judge" not in plain.model  # off by default
-    assert "+judge:grader-judge-v1@" in judged.model  # the report says what graded it
-    assert judged.total != plain.total  # the judge's probabilities change the points
+    plain = StudentReport.model_validate_json(
+        _run("check", str(SUBMISSIONS / "lee.md"), "--json", "--no-code", "--no-judge").stdout)
+    assert "+judge:grader-judge-v1@" in with_judge.model  # the report says what graded it
+    assert "judge" not in plain.model
+    assert with_judge.total != plain.total  # the judge's probabilities change the points
+    every_point = StudentReport.model_validate_json(
+        _run("check", str(SUBMISSIONS / "lee.md"), "--json", "--no-code", "--judge-scope", "key_points").stdout)
+    assert every_point.total != with_judge.total  # the judge re-weighs the key points too
+    whole_only = {p.part_id: [k.points for k in p.key_points] for p in with_judge.parts}
+    assert whole_only == {p.part_id: [k.points for k in p.key_points] for p in plain.parts}  # default: key points untouched
+    bad = runner.invoke(app, ["check", str(SUBMISSIONS / "lee.md"), "--no-code", "--judge-scope", "sentences"])
+    assert bad.exit_code == 2 and "--judge-scope must be answer or key_points" in " ".join(bad.output.split())
 
 
 def test_a_missing_judge_model_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["check", str(SUBMISSIONS / "lee.md"), "--no-code", "--judge", str(tmp_path / "nope")])
     assert result.exit_code == 2
     said = " ".join(result.output.split())  # the console wraps long lines
-    assert "no judge model" in said and "leave out --judge" in said
+    assert "no judge model" in said and "--no-judge" in said
 
 
 def test_check_prints_per_part_points_and_feedback(written_grader):

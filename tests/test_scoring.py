@@ -4,9 +4,10 @@ tests/data/labelled_answers.yaml holds answers written for this repo by someone 
 not tune the scorer, each with the fraction of the part's points a careful TA would give
 (a range) and a category: good, paraphrase, partial, keyword_list, negation,
 copy_question, off_topic, long_everything, misconception. The floors below are how many
-of each category must land in the TA's range, with the default grader (similarity) and with
-the opt-in cross-encoder judge (`--judge grader-judge-v1`); they are what each achieves now,
-so a change that makes any failure mode worse fails here.
+of each category must land in the TA's range, with the default grader (similarity plus the
+cross-encoder judge reading the whole answer), with `--no-judge` (similarity only) and with
+the judge reading every key point too (`judge_scope="key_points"`); they are what each
+achieves now, so a change that makes any failure mode worse fails here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexe
 
 from .conftest import DATA
 
-FLOORS = {  # the default, similarity only (53 of 72)
+NO_JUDGE_FLOORS = {  # --no-judge: similarity only (53 of 72)
     "good": 7,
     "paraphrase": 3,
     "partial": 7,
@@ -31,7 +32,8 @@ FLOORS = {  # the default, similarity only (53 of 72)
     "long_everything": 5,
     "misconception": 5,
 }
-JUDGE_FLOORS = {**FLOORS, "paraphrase": 4, "partial": 8}  # --judge grader-judge-v1 (55 of 72)
+FLOORS = {**NO_JUDGE_FLOORS, "good": 8, "paraphrase": 4}  # the default: the judge reads the whole answer (55 of 72)
+KEY_POINTS_FLOORS = {**NO_JUDGE_FLOORS, "paraphrase": 4, "partial": 8}  # judge_scope="key_points" (55 of 72)
 
 
 def _grade_labelled(indexes, encoder, judge) -> list:
@@ -52,14 +54,14 @@ def _grade_labelled(indexes, encoder, judge) -> list:
 
 @pytest.fixture(scope="module")
 def labelled(written_grader):
-    """The default grader, as `grader grade` runs it."""
+    """The default grader (similarity + judge), as `grader grade` runs it."""
     return _grade_labelled(written_grader.indexes, written_grader.encoder, written_grader.judge)
 
 
 @pytest.fixture(scope="module")
-def labelled_judge(rubrics, encoder, judge):
-    """`grader grade --judge grader-judge-v1` (its exemplar calibrations are fitted on judged scores too)."""
-    return _grade_labelled(build_indexes(rubrics, encoder, ScoringConfig(), judge), encoder, judge)
+def labelled_no_judge(rubrics, encoder):
+    """`grader grade --no-judge`: similarity only (its exemplar calibrations are fitted without the judge too)."""
+    return _grade_labelled(build_indexes(rubrics, encoder, ScoringConfig()), encoder, None)
 
 
 def test_labelled_set_covers_every_failure_mode(labelled):
@@ -82,17 +84,30 @@ def test_category_lands_in_the_ta_range(labelled, category):
     assert hits >= FLOORS[category], misses
 
 
-@pytest.mark.parametrize("category", sorted(JUDGE_FLOORS))
-def test_category_lands_in_the_ta_range_with_the_judge(labelled_judge, category):
-    hits, misses = _in_range(labelled_judge, category)
-    assert hits >= JUDGE_FLOORS[category], misses
+@pytest.mark.parametrize("category", sorted(NO_JUDGE_FLOORS))
+def test_category_lands_in_the_ta_range_without_the_judge(labelled_no_judge, category):
+    hits, misses = _in_range(labelled_no_judge, category)
+    assert hits >= NO_JUDGE_FLOORS[category], misses
 
 
-def test_the_judge_grades_the_labelled_set_at_least_as_well(labelled, labelled_judge):
-    """What the opt-in judge is for: no category worse than the default, more answers in the TA's range."""
+@pytest.fixture(scope="module")
+def labelled_key_points(rubrics, encoder, judge):
+    """The judge reading each key point's evidence too (judge_scope="key_points", not the default)."""
+    config = ScoringConfig(judge_scope="key_points")
+    return _grade_labelled(build_indexes(rubrics, encoder, config, judge), encoder, judge)
+
+
+@pytest.mark.parametrize("category", sorted(KEY_POINTS_FLOORS))
+def test_category_lands_in_the_ta_range_with_the_judge_on_every_key_point(labelled_key_points, category):
+    hits, misses = _in_range(labelled_key_points, category)
+    assert hits >= KEY_POINTS_FLOORS[category], misses
+
+
+def test_the_judge_grades_the_labelled_set_at_least_as_well(labelled, labelled_no_judge):
+    """Why the judge is on by default: no category worse, more answers in the TA's range."""
     for category in FLOORS:
-        assert _in_range(labelled_judge, category)[0] >= _in_range(labelled, category)[0], category
-    assert sum(r[3] for r in labelled_judge) > sum(r[3] for r in labelled)
+        assert _in_range(labelled, category)[0] >= _in_range(labelled_no_judge, category)[0], category
+    assert sum(r[3] for r in labelled) > sum(r[3] for r in labelled_no_judge)
 
 
 def test_guards_say_why_credit_was_withheld(labelled):
