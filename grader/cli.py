@@ -313,11 +313,12 @@ def eval_(
     if keypoints not in ("whole", "sentences"):
         err.print(f"[bold red]--keypoints must be whole or sentences[/] (got {keypoints!r})")
         raise typer.Exit(2)
+    scoring = _scoring(judge_scope)
     try:
         result = evaluate(
             dataset, split=split, max_score=max_score, exemplars=exemplars, seed=seed,
             keypoints=keypoints, limit=limit, encoder=Encoder(model, int8=int8),  # type: ignore[arg-type]
-            judge=None if no_judge else load_judge(judge), scoring=_scoring(judge_scope),
+            judge=None if no_judge else load_judge(judge), scoring=scoring,
         )
     except EvalError as exc:
         err.print(f"[bold red]Cannot evaluate ({len(exc.problems)} problem(s)):[/]")
