@@ -102,12 +102,18 @@ def _model_not_found(exc: Exception) -> NoReturn:
 
 def _scoring(judge_scope: str) -> "ScoringConfig":
     """The default scoring settings with the judge scope the user chose (a clear error for a wrong one)."""
+    from typing import get_args
+
+    from pydantic import ValidationError
+
     from grader.scoring import ScoringConfig
 
-    if judge_scope not in ("answer", "key_points"):
-        err.print(f"[bold red]--judge-scope must be answer or key_points[/] (got {judge_scope!r})")
-        raise typer.Exit(2)
-    return ScoringConfig(judge_scope=judge_scope)
+    try:
+        return ScoringConfig(judge_scope=judge_scope)
+    except ValidationError:
+        choices = " or ".join(get_args(ScoringConfig.model_fields["judge_scope"].annotation))
+        err.print(f"[bold red]--judge-scope must be {choices}[/] (got {judge_scope!r})")
+        raise typer.Exit(2) from None
 
 
 def _make_grader(  # noqa: ANN202

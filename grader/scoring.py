@@ -148,7 +148,8 @@ class Assessment:
     # what a judge (cross-encoder) needs to re-weigh the evidence, see apply_judge
     sim_credits: list[float] = field(default_factory=list)
     judge_items: list[tuple[int, str, str]] = field(default_factory=list)
-    """(key point index, the rubric wording it matched, the student's unit) for each key point with evidence."""
+    """(key point index, the rubric wording it matched, the student's unit) for each key point with evidence;
+    recorded only when the judge reads key points (judge_scope "key_points")."""
     whole: str = ""
     gate: float = 1.0
     padding: float = 1.0
@@ -402,7 +403,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
             result_flags = ["hedged"]
         flags_seen.update(result_flags)
         credits.append(credit)
-        if wording is not None and not DENIED & set(result_flags):
+        if cfg.judge_scope == "key_points" and wording is not None and not DENIED & set(result_flags):
             judge_items.append((len(credits) - 1, wording, units[u_ok].text))
         best_any = max(sim_ok, best_blocked[0] if best_blocked else 0.0)
         confidences.append(min(1.0, abs(sim_ok - mid) / ((cfg.match_high - cfg.match_low) / 2)))
@@ -533,13 +534,13 @@ def judged(index: PartIndex, assessment: Assessment, judge: "Judge | None") -> A
 
 def judge_pairs(index: PartIndex, assessment: Assessment) -> list[tuple[str, str]]:
     """The (rubric text, student text) pairs a judge reads for this assessment: each key point's
-    evidence, then the whole answer against the reference answer."""
+    evidence (judge_scope "key_points"; assess records none otherwise), then the whole answer
+    against the reference answer."""
     if not assessment.whole:
         return []
-    whole = [(index.part.reference_answer, assessment.whole)]
-    if index.config.judge_scope == "answer":
-        return whole
-    return [(wording, unit) for _, wording, unit in assessment.judge_items] + whole
+    return [(wording, unit) for _, wording, unit in assessment.judge_items] + [
+        (index.part.reference_answer, assessment.whole)
+    ]
 
 
 def apply_judge(index: PartIndex, assessment: Assessment, probabilities: Sequence[float]) -> Assessment:
@@ -555,17 +556,15 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: Sequenc
     cfg, part = index.config, index.part
     w = cfg.judge_weight
     credits = list(assessment.sim_credits)
-    key_points = list(assessment.key_points)
-    if cfg.judge_scope == "key_points":
-        for (k, _, _), p in zip(assessment.judge_items, probabilities):
-            credits[k] = (1 - w) * credits[k] + w * float(p)
-        key_points = []
-        for kp, result, credit in zip(part.key_points, assessment.key_points, credits):
-            evidence = result.evidence or next((u for k, _, u in assessment.judge_items if part.key_points[k] is kp), None)
-            key_points.append(result.model_copy(update={
-                "points": round(kp.points * credit, 3), "matched": credit >= 0.5,
-                "evidence": evidence if credit > 0 else None,
-            }))
+    for (k, _, _), p in zip(assessment.judge_items, probabilities):
+        credits[k] = (1 - w) * credits[k] + w * float(p)
+    key_points = []
+    for kp, result, credit in zip(part.key_points, assessment.key_points, credits):
+        evidence = result.evidence or next((u for k, _, u in assessment.judge_items if part.key_points[k] is kp), None)
+        key_points.append(result.model_copy(update={
+            "points": round(kp.points * credit, 3), "matched": credit >= 0.5,
+            "evidence": evidence if credit > 0 else None,
+        }))
     earned = sum(kp.points * c for kp, c in zip(part.key_points, credits)) * assessment.padding
     holistic = (1 - w) * assessment.holistic_credit + w * float(probabilities[-1])
     raw = _raw(cfg, part.max_points, earned, assessment.gate, holistic, assessment.penalty_fraction)
