@@ -54,14 +54,14 @@ MIN_RAW = 0.05
 
 
 def fit_calibration(raw: Sequence[float], target: Sequence[float]) -> Calibration | None:
-    """Fit raw scores of exemplars to the TA's fractions; None when no exemplar is usable.
+    """Fit raw scores of exemplars to the TA's fractions; None unless usable exemplars carry two grades or more.
 
     The map is pinned at (0, 0) and (1, 1): an answer the scorer finds nothing in
     earns nothing, and a perfect raw score earns full marks, whatever the exemplars.
     """
     pairs = [(float(r), float(t)) for r, t in zip(raw, target) if MIN_RAW <= r < 1.0]
-    if not pairs:
-        return None
+    if len({round(t, 6) for _, t in pairs}) < 2:
+        return None  # exemplars that all got one grade say nothing about the scale
     pairs.sort()
     x = np.array([p[0] for p in pairs])
     y = _pool_adjacent_violators(np.clip([p[1] for p in pairs], 0, 1), np.ones(len(pairs)))

@@ -84,11 +84,6 @@ JudgeOption = Annotated[
 NoJudgeOption = Annotated[
     bool, typer.Option("--no-judge", help="Similarity only, no cross-encoder: about 1.6x faster on CPU, a little less accurate.")
 ]
-JudgeScopeOption = Annotated[
-    str,
-    typer.Option("--judge-scope", help="What the judge reads: answer (the whole answer; default) or key_points "
-                 "(also every key point's evidence: better on public datasets, harsher on this course; see README)."),
-]
 Int8Option = Annotated[
     bool, typer.Option("--int8", help="Faster CPU encoder: int8-quantised (agreement measured in the README).")
 ]
@@ -100,26 +95,10 @@ def _model_not_found(exc: Exception) -> NoReturn:
     raise typer.Exit(2) from None
 
 
-def _scoring(judge_scope: str) -> "ScoringConfig":
-    """The default scoring settings with the judge scope the user chose (a clear error for a wrong one)."""
-    from typing import get_args
-
-    from pydantic import ValidationError
-
-    from grader.scoring import ScoringConfig
-
-    try:
-        return ScoringConfig(judge_scope=judge_scope)
-    except ValidationError:
-        choices = " or ".join(get_args(ScoringConfig.model_fields["judge_scope"].annotation))
-        err.print(f"[bold red]--judge-scope must be {choices}[/] (got {judge_scope!r})")
-        raise typer.Exit(2) from None
-
-
 def _make_grader(  # noqa: ANN202
     rubrics: RubricSet, model: str, max_bytes: int, no_code: bool, unsandboxed: bool,
     cache_dir: Path | None = None, no_cache: bool = False, chunk_size: int = 64, int8: bool = False,
-    judge: str | None = DEFAULT_JUDGE, judge_scope: str = "answer",
+    judge: str | None = DEFAULT_JUDGE,
 ):
     from grader.cache import default_cache_dir
     from grader.pipeline import GradeOptions, Grader
@@ -127,7 +106,7 @@ def _make_grader(  # noqa: ANN202
     options = GradeOptions(
         model=model, max_bytes=max_bytes, run_code=not no_code, allow_unsandboxed=unsandboxed,
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()), chunk_size=chunk_size, int8=int8,
-        judge=judge, scoring=_scoring(judge_scope),
+        judge=judge,
     )
     try:
         return Grader(rubrics, options)
@@ -155,7 +134,6 @@ def grade(
     int8: Int8Option = False,
     judge: JudgeOption = DEFAULT_JUDGE,
     no_judge: NoJudgeOption = False,
-    judge_scope: JudgeScopeOption = "answer",
 ) -> None:
     """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json.
 
@@ -177,7 +155,7 @@ def grade(
         raise typer.Exit(1)
     with _make_grader(
         rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, chunk_size, int8,
-        None if no_judge else judge, judge_scope,
+        None if no_judge else judge,
     ) as grader:
         with Progress(
             TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
@@ -222,7 +200,6 @@ def check(
     no_cache: NoCacheOption = False,
     judge: JudgeOption = DEFAULT_JUDGE,
     no_judge: NoJudgeOption = False,
-    judge_scope: JudgeScopeOption = "answer",
 ) -> None:
     """Self-check one submission: per-part points and feedback."""
     from grader.export import report_json
@@ -238,7 +215,6 @@ def check(
         raise typer.Exit(2)
     with _make_grader(
         rubric_set, model, max_bytes, no_code, allow_unsandboxed, cache_dir, no_cache, judge=None if no_judge else judge,
-        judge_scope=judge_scope,
     ) as grader:
         (report,) = grader.grade_sources(sources)
     if as_json:
@@ -302,6 +278,9 @@ def eval_(
         str, typer.Option("--keypoints", help="Key points per question: sentences (one per reference sentence) or whole.")
     ] = "sentences",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")] = False,
+    predictions_file: Annotated[
+        Optional[Path], typer.Option("--predictions", help="Write one CSV row per evaluated answer: gold, predicted, confidence, flags.")
+    ] = None,
     limit: Annotated[
         Optional[int], typer.Option("--limit", help="Evaluate a seeded sample of N rows (and fit on at most N train rows).")
     ] = None,
@@ -309,7 +288,6 @@ def eval_(
     int8: Int8Option = False,
     judge: JudgeOption = DEFAULT_JUDGE,
     no_judge: NoJudgeOption = False,
-    judge_scope: JudgeScopeOption = "answer",
 ) -> None:
     """Measure agreement with human graders: grader vs a plain-cosine baseline on a graded-answers CSV."""
     from grader.embedding import Encoder
@@ -319,12 +297,11 @@ def eval_(
     if keypoints not in ("whole", "sentences"):
         err.print(f"[bold red]--keypoints must be whole or sentences[/] (got {keypoints!r})")
         raise typer.Exit(2)
-    scoring = _scoring(judge_scope)
     try:
         result = evaluate(
             dataset, split=split, max_score=max_score, exemplars=exemplars, seed=seed,
             keypoints=keypoints, limit=limit, encoder=Encoder(model, int8=int8),  # type: ignore[arg-type]
-            judge=None if no_judge else load_judge(judge), scoring=scoring,
+            judge=None if no_judge else load_judge(judge), return_predictions=True,
         )
     except EvalError as exc:
         err.print(f"[bold red]Cannot evaluate ({len(exc.problems)} problem(s)):[/]")
@@ -333,6 +310,11 @@ def eval_(
         raise typer.Exit(2) from None
     except (ModelNotFound, JudgeNotFound) as exc:
         _model_not_found(exc)
+    result, predictions = result  # type: ignore[misc]
+    if predictions_file is not None:
+        from grader.evaluation import write_predictions
+
+        write_predictions(predictions, predictions_file)
     if as_json:
         sys.stdout.write(result.model_dump_json() + "\n")
         return
@@ -349,6 +331,13 @@ def eval_(
     for metric, values in metric_rows(result):
         table.add_row(metric, *("-" if v is None else f"{v:.3f}" for v in values))
     out.print(table)
+    if result.per_question:
+        worst = sorted(result.per_question, key=lambda q: (q.exact if q.exact is not None else 1.0))[:5]
+        out.print("least agreement: " + ", ".join(f"{q.question_id} ({q.exact:.2f}, n={q.n})" for q in worst if q.exact is not None),
+                  highlight=False)
+    if result.settings.fit_on_evaluated_rows:
+        out.print("[bold yellow]thresholds and the baseline were fitted on the evaluated rows themselves: "
+                  "these numbers are optimistic[/]")
     fitted = result.settings.fit_split or "the evaluated rows"
     out.print(
         f"keypoints={result.settings.keypoints} seed={result.settings.seed} qwk_step={result.settings.qwk_step:g} "

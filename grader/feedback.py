@@ -15,13 +15,9 @@ from grader.scoring import Assessment
 MISSING = "No answer was found for this part."
 
 _FLAG_TEXT = {
-    "negated": "a sentence of yours says the opposite of what is expected about {label}",
     "keyword_list": "{label} appears only as a listed term; say what it does and why",
     "copies_question": "restating the question earns no credit for {label}",
     "off_topic": "the sentence closest to {label} answers a different question",
-    "hedged": "you state a claim about {label} and also its opposite; commit to one",
-    "contradicts": "the sentence closest to {label} contradicts another point of the expected answer, so it cannot count here",
-    "misconception": "your sentence about {label} reads as a misconception (see below)",
 }
 
 
@@ -40,6 +36,8 @@ def written_feedback(part: Part, assessment: Assessment) -> list[str]:
     """Lines in the order a student should read them: what worked, what is missing, what is wrong."""
     if assessment.n_sentences == 0:
         return ["The answer has no sentences to grade."]
+    if assessment.held_for_review:
+        return [f"A TA will grade this answer: {assessment.held_for_review}."]
     hints = {kp.id: kp.hint for kp in part.key_points}
     explanations = {m.id: m.explanation for m in part.misconceptions}
     lines: list[str] = []
@@ -65,8 +63,13 @@ def written_feedback(part: Part, assessment: Assessment) -> list[str]:
 
 
 def _missed_line(kp: KeyPointResult, hint: str | None) -> str:
-    line = f"Not addressed: {kp.label}."
-    if kp.flags:
+    if "contradicts" in kp.flags and kp.evidence:
+        line = f"Check this claim: {_quote(kp.evidence)} says the opposite of what is expected about {kp.label}."
+    elif "hedged" in kp.flags and kp.evidence:
+        line = f"You state {kp.label}, but also {_quote(kp.evidence)}, which says the opposite; commit to one."
+    else:
+        line = f"Not addressed: {kp.label}."
+    if kp.flags and not {"contradicts", "hedged"} & set(kp.flags):
         line += " (" + "; ".join(_FLAG_TEXT[f].format(label=kp.label) for f in kp.flags if f in _FLAG_TEXT) + ".)"
     if hint:
         line += f" Hint: {hint}"

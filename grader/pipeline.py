@@ -103,6 +103,9 @@ def written_result(index: PartIndex, text: str, encoder: Encoder, judge: "Judge 
 
 def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
     """The report entry for an assessed written answer: points, evidence and feedback."""
+    if "no_answer" in assessment.flags:  # only a placeholder ("YOUR ANSWER HERE"): no answer at all
+        missing = _missing(index.part_id, index.part)
+        return missing.model_copy(update={"flags": ["no_answer"], "feedback": [MISSING + " (only a placeholder was left)"]})
     points, calibrated = final_points(index, assessment)
     return PartResult(
         part_id=index.part_id,
@@ -117,6 +120,8 @@ def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
         key_points=assessment.key_points,
         misconceptions=assessment.misconceptions,
         warnings=assessment.warnings,
+        flags=sorted(assessment.flags),
+        needs_review=assessment.held_for_review,
     )
 
 
@@ -348,7 +353,7 @@ class Grader:
         assessments = [assess(self.indexes[pid], text, self.encoder) for pid, text in answers]
         if self.judge is not None:  # one batched judge call; apply_judge then reads the judge's memo
             t0 = time.perf_counter()
-            self.judge.score([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
+            self.judge.classify([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
             self.stats.judge_s += time.perf_counter() - t0
         return [part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge)) for (pid, _), a in zip(answers, assessments)]
 

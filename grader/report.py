@@ -26,8 +26,11 @@ class KeyPointResult(BaseModel):
     evidence: str | None = Field(default=None, description="The student's sentence(s) that earned the credit.")
     flags: list[str] = Field(
         default_factory=list,
-        description="Why credit was withheld from a similar sentence: negated, contradicts (the sentence denies another key point), keyword_list, copies_question, off_topic, hedged.",
+        description="Why credit was withheld: contradicts (the quoted sentence says the opposite), hedged (the point "
+        "is stated and also denied), or, without a judge, keyword_list, copies_question, off_topic.",
     )
+    entailment: float | None = Field(default=None, description="The judge's P(the evidence states the point), when a judge read it.")
+    contradiction: float | None = Field(default=None, description="The judge's highest P(a sentence says the opposite).")
 
 
 class MisconceptionResult(BaseModel):
@@ -38,6 +41,7 @@ class MisconceptionResult(BaseModel):
     penalty: float
     similarity: float
     evidence: str
+    entailment: float | None = Field(default=None, description="The judge's P(the evidence states the misconception).")
 
 
 class CodeCaseResult(BaseModel):
@@ -104,6 +108,12 @@ class PartResult(BaseModel):
     misconceptions: list[MisconceptionResult] = Field(default_factory=list)
     code: CodeResult | None = None
     warnings: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(
+        default_factory=list,
+        description="What the grader noticed about the answer as a whole: other_language, no_answer (only a "
+        "placeholder), off_topic, keyword_list, copies_question, padding, contradicts, hedged.",
+    )
+    needs_review: str | None = Field(default=None, description="Why a person must grade this answer (e.g. another language).")
 
 
 class UnassignedText(BaseModel):

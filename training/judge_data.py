@@ -1,0 +1,214 @@
+"""Training pairs for the judge: (rubric text, student text, target), from public data only.
+
+Three sources, each optional and recorded in the data manifest:
+
+* the train splits of the graded short-answer datasets (SciEntsBank ``train``, Beetle ``train``,
+  SAF ``training``; never a test split): the reference answer against each student answer, with the
+  human label (correct -> entailment; incorrect -> "not entailment"; SAF ``score_norm`` as a soft
+  P(entailment); a Beetle answer labelled *contradictory* in the 5-way annotation -> contradiction);
+* rule-made pairs built from those train rows (training/contradictions.py): a reference against
+  its own negation, against a negated correct answer, a negated reference against a correct
+  answer (contradiction), the same negation on both sides (entailment: polarity must agree, the
+  word "not" alone must not decide), and a reference against correct answers to *other* questions
+  (neutral: on topic is not the same as right);
+* public NLI corpora converted to JSON Lines (``{"premise", "hypothesis", "label", "source",
+  "split"}``; see training/README.md for where to get them): the premise plays the student, the
+  hypothesis the rubric.
+
+The judge reads ``[CLS] rubric [SEP] student [SEP]`` and answers entailment / neutral /
+contradiction; a target is either one of those (hard) or a probability of entailment (soft).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from contradictions import contract, perturbations
+
+DATASET_FILES = {
+    "scientsbank": ("scientsbank_2way.csv", "train"),
+    "beetle": ("beetle_2way.csv", "train"),
+    "saf": ("saf_en_v2.csv", "training"),
+}
+LABELS = ("entailment", "neutral", "contradiction")
+"""The judge's classes, in the order of its head's outputs."""
+
+
+@dataclass
+class Row:
+    dataset: str
+    question_id: str
+    references: list[str]
+    answer: str
+    label: float
+    answer_id: str
+    label_5way: str | None = None
+
+
+@dataclass
+class Item:
+    rubric: str
+    student: str
+    target: str | float
+    """One of LABELS, or P(entailment) in [0, 1] where only "right or not" is known."""
+    kind: str
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_labels_5way(path: Path | None) -> dict[str, str]:
+    """student_answer_id -> 5-way label (SemEval-2013 Task 7), for the train rows that have one."""
+    if path is None:
+        return {}
+    out = {}
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            out[record["student_answer_id"]] = record["label_5way"]
+    return out
+
+
+def read_rows(datasets: Path, labels_5way: dict[str, str] | None = None) -> tuple[list[Row], dict]:
+    """Rows of each dataset's train split, and a manifest of what was read."""
+    rows: list[Row] = []
+    manifest: dict = {"files": {}}
+    labels_5way = labels_5way or {}
+    for name, (filename, train_split) in DATASET_FILES.items():
+        path = datasets / filename
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            records = [r for r in csv.DictReader(fh) if r["split"] == train_split]
+        ids = []
+        for r in records:
+            if name == "saf":
+                refs = [r["reference_answer"].strip()]
+                label = float(r["score_norm"])
+            else:
+                refs = [t.strip() for t in r["reference_answers"].split(" || ") if t.strip()] or [r["reference_answer"]]
+                label = 1.0 if r["label_2way"].strip().lower() == "correct" else 0.0
+            answer = r["student_answer"].strip()
+            if not answer:
+                continue
+            answer_id = r["student_answer_id"]
+            rows.append(Row(name, f"{name}:{r['question_id']}", refs, answer, label, answer_id, labels_5way.get(answer_id)))
+            ids.append(answer_id)
+        manifest["files"][filename] = {
+            "sha256": sha256_file(path),
+            "split": train_split,
+            "rows": len(ids),
+            "questions": len({r["question_id"] for r in records}),
+            "student_answer_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+        }
+    return rows, manifest
+
+
+def split_dev(rows: list[Row], fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
+    """For choosing settings only: hold out whole questions (fraction) of each dataset."""
+    rng = np.random.default_rng([seed, 7])
+    qids = sorted({r.question_id for r in rows})
+    held = {q for q in qids if rng.random() < fraction}
+    return [r for r in rows if r.question_id not in held], [r for r in rows if r.question_id in held]
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _overlap(a: str, b: str) -> float:
+    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    return len(wa & wb) / max(1, len(wa | wb))
+
+
+def closest_reference(refs: list[str], answer: str) -> str:
+    """The acceptable answer sharing most words with the student's (the scorer takes the best wording too)."""
+    if len(refs) == 1:
+        return refs[0]
+    return refs[int(np.argmax([_overlap(r, answer) for r in refs]))]
+
+
+def split_sentences(text: str) -> list[str]:
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9])", text.strip())
+    return [p.strip() for p in parts if len(p.split()) >= 3]
+
+
+def _real_target(row: Row) -> str | float:
+    if row.label_5way == "contradictory":
+        return "contradiction"
+    if row.dataset == "saf":
+        return float(min(1.0, max(0.0, row.label)))
+    return "entailment" if row.label >= 1.0 else 0.0
+
+
+def dataset_items(rows: list[Row], rng: np.random.Generator, off_topic_per_question: int = 6,
+                  saf_rows: int = 1000) -> list[Item]:
+    """Real (reference, answer) pairs with their human labels, and the rule-made pairs built from them."""
+    saf = [r for r in rows if r.dataset == "saf"]
+    if saf_rows and len(saf) > saf_rows:
+        keep = {id(saf[i]) for i in rng.choice(len(saf), size=saf_rows, replace=False)}
+        rows = [r for r in rows if r.dataset != "saf" or id(r) in keep]
+    by_q: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        by_q[r.question_id].append(r)
+    correct: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for qid, q_rows in sorted(by_q.items()):
+        for r in q_rows:
+            if r.label >= 1.0 and len(r.answer.split()) >= 3:
+                correct[r.dataset].append((qid, r.answer))
+    items: list[Item] = []
+    for qid in sorted(by_q):
+        q_rows = by_q[qid]
+        for r in q_rows:
+            items.append(Item(closest_reference(r.references, r.answer), r.answer, _real_target(r), f"real_{r.dataset}"))
+        refs = list(dict.fromkeys(ref for r in q_rows for ref in r.references))
+        sentences = list(dict.fromkeys(s for ref in refs for s in (split_sentences(ref) or [ref])))
+        for s in sentences[:6]:
+            items.append(Item(s, s, "entailment", "ref_self"))
+            for flipped, _rule in perturbations(s):
+                items.append(Item(s, flipped, "contradiction", "ref_contra"))
+        for r in q_rows:
+            if r.label < 1.0 or r.dataset == "saf" or len(r.answer.split()) < 3:
+                continue
+            ref = closest_reference(r.references, r.answer)
+            for (flipped, rule), (flipped_ref, ref_rule) in zip(perturbations(r.answer), perturbations(ref) or [(None, None)] * 2):
+                items.append(Item(ref, flipped, "contradiction", "ans_contra"))
+                if flipped_ref is not None and rule == ref_rule:
+                    items.append(Item(flipped_ref, flipped, "entailment", "both_contra"))
+            for flipped_ref, _rule in perturbations(ref)[:1]:
+                items.append(Item(flipped_ref, r.answer, "contradiction", "kp_contra"))
+            contracted = contract(r.answer)
+            if contracted:
+                items.append(Item(ref, contracted, "entailment", "contraction"))
+        others = [a for q, a in correct[q_rows[0].dataset] if q != qid]
+        if others and refs:
+            for i in rng.choice(len(others), size=min(off_topic_per_question, len(others)), replace=False):
+                items.append(Item(refs[0], others[int(i)], "neutral", "off_topic"))
+    return items
+
+
+def nli_items(nli_dir: Path, quotas: dict[str, int], rng: np.random.Generator) -> tuple[list[Item], dict]:
+    """A seeded sample of each public NLI file (quota rows; 0 = all), train/dev rows only."""
+    items: list[Item] = []
+    manifest: dict = {}
+    for source, quota in sorted(quotas.items()):
+        path = nli_dir / f"{source}.jsonl"
+        with path.open(encoding="utf-8") as fh:
+            records = [json.loads(line) for line in fh]
+        records = [r for r in records if r["split"] in ("train", "dev") or source in {"mnli_dev", "snli_dev_test", "breaking_nli"}]
+        records = [r for r in records if r["label"] in LABELS and r["premise"] and r["hypothesis"]]
+        if quota and len(records) > quota:
+            records = [records[int(i)] for i in sorted(rng.choice(len(records), size=quota, replace=False))]
+        items.extend(Item(r["hypothesis"], r["premise"], r["label"], f"nli_{source}") for r in records)
+        manifest[path.name] = {"sha256": sha256_file(path), "rows_used": len(records)}
+    return items, manifest
