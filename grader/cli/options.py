@@ -1,0 +1,97 @@
+"""Every flag of the command line, declared once.
+
+Defaults and help come from the library's options models (GradeOptions, ScoringConfig), so a
+verb's flags and the API cannot drift: a verb takes `Annotated` parameters from here with the
+matching model default, and hands its parsed flags to :func:`grade_options` by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Optional, get_args
+
+import typer
+from pydantic import ValidationError
+
+from grader.options import GradeOptions
+from grader.scoring import ScoringConfig
+
+GRADE_DEFAULTS = GradeOptions()
+"""The library's defaults, read by every verb's signature."""
+JUDGE_SCOPES: tuple[str, ...] = get_args(ScoringConfig.model_fields["judge_scope"].annotation)
+
+
+def _help(name: str) -> str:
+    return GradeOptions.model_fields[name].description or ""
+
+
+RubricsOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--rubrics", "-r",
+        help="Directory of rubric YAML files (default: the example course's rubrics/, when run from a checkout).",
+    ),
+]
+ModelOption = Annotated[str, typer.Option("--model", help=_help("model"))]
+MaxBytesOption = Annotated[int, typer.Option("--max-bytes", min=1, help=_help("max_bytes"))]
+NoCodeOption = Annotated[bool, typer.Option("--no-code", help="Do not run code answers (they are reported as not run).")]
+UnsandboxedOption = Annotated[bool, typer.Option("--allow-unsandboxed", help=_help("allow_unsandboxed"))]
+CodeWorkersOption = Annotated[int, typer.Option("--code-workers", min=1, help=_help("code_workers"))]
+CacheDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--cache-dir", help="Embedding/result cache (default: $GRADER_CACHE_DIR or ~/.cache/grader)."),
+]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Keep nothing on disk between runs.")]
+ChunkSizeOption = Annotated[int, typer.Option("--chunk-size", min=1, help=_help("chunk_size"))]
+Int8Option = Annotated[bool, typer.Option("--int8", help=_help("int8"))]
+JudgeOption = Annotated[
+    str,
+    typer.Option("--judge", help="Cross-encoder that re-weighs the evidence: a model shipped with grader, by name, or a path."),
+]
+NoJudgeOption = Annotated[
+    bool, typer.Option("--no-judge", help="Similarity only, no cross-encoder: about 1.6x faster on CPU, a little less accurate.")
+]
+JudgeScopeOption = Annotated[
+    str,
+    typer.Option(
+        "--judge-scope",
+        help="What the judge reads: answer (the whole answer; default) or key_points "
+        "(also every key point's evidence: better on public datasets, harsher on the example course; "
+        "see docs/benchmarks.md).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON alone on stdout.")]
+
+DEFAULT_JUDGE: str = GRADE_DEFAULTS.judge or ""
+DEFAULT_JUDGE_SCOPE: str = GRADE_DEFAULTS.scoring.judge_scope
+
+
+def scoring(judge_scope: str) -> ScoringConfig:
+    """The default scoring settings with the judge scope the user chose (a clear error for a wrong one)."""
+    from grader.cli.output import fail
+
+    try:
+        return ScoringConfig(judge_scope=judge_scope)  # type: ignore[arg-type]  # validated here
+    except ValidationError:
+        fail(f"--judge-scope must be {' or '.join(JUDGE_SCOPES)} (got {judge_scope!r})")
+
+
+def grade_options(flags: Mapping[str, Any]) -> GradeOptions:
+    """GradeOptions from a verb's parsed flags, matched by name; flags a verb lacks keep the model's default.
+
+    The flags that say the opposite of a field (--no-code, --no-cache, --no-judge) and the judge
+    scope (a ScoringConfig field) are translated here, once.
+    """
+    from grader.cache import default_cache_dir
+
+    fields = {k: v for k, v in flags.items() if k in GradeOptions.model_fields and k not in ("judge", "cache_dir")}
+    if "no_code" in flags:
+        fields["run_code"] = not flags["no_code"]
+    if "cache_dir" in flags or "no_cache" in flags:
+        fields["cache_dir"] = None if flags.get("no_cache") else (flags.get("cache_dir") or default_cache_dir())
+    if "judge" in flags:
+        fields["judge"] = None if flags.get("no_judge") else flags["judge"]
+    if "judge_scope" in flags:
+        fields["scoring"] = scoring(flags["judge_scope"])
+    return GradeOptions(**fields)
