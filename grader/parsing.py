@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.submission import (
+    MAX_FILE_BYTES,
     Answer,
     Layout,
     Submission,
@@ -565,7 +566,7 @@ def _display_names(paths: list[Path]) -> list[str]:
         return [str(p) for p in paths]
 
 
-def parse_source(source: SubmissionSource, layout: Layout, *, max_bytes: int = 2_000_000) -> Submission:
+def parse_source(source: SubmissionSource, layout: Layout, *, max_bytes: int = MAX_FILE_BYTES) -> Submission:
     """Read one student's files and split them into part answers.
 
     Raises :class:`SubmissionError` (only) when nothing can be graded: for a one-file submission,

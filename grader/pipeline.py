@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from grader import __version__
 from grader.cache import Cache, digest
-from grader.embedding import DEFAULT_MODEL, Encoder
-from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE
+from grader.embedding import Encoder
 from grader.feedback import MISSING, written_feedback
+from grader.options import GradeOptions
 from grader.parsing import discover, parse_source
 from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing
 from grader.rubric import Part, Rubric, RubricSet
@@ -45,23 +44,6 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 """Called once per student as they finish (for a progress bar)."""
-
-
-class GradeOptions(BaseModel):
-    model: str = Field(default=DEFAULT_MODEL, description="Embedding model: the bundled default or a path.")
-    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
-    max_bytes: int = Field(default=2_000_000, gt=0, description="Largest submission file accepted.")
-    run_code: bool = Field(default=True, description="Run code parts in the sandbox (else report them ungraded).")
-    allow_unsandboxed: bool = Field(default=False, description="Run student code even where isolation is missing.")
-    code_workers: int = Field(default=1, ge=1)
-    cache_dir: Path | None = Field(default=None, description="Embedding and result cache (SQLite); None: memory only.")
-    int8: bool = Field(default=False, description="Quantise the encoder's Linear layers to int8 (CPU only).")
-    judge: str | None = Field(
-        default=DEFAULT_JUDGE,
-        description="Cross-encoder that re-weighs the evidence (a name under models/ or a path); None: similarity only.",
-    )
-    chunk_size: int = Field(default=64, ge=1, description="Students parsed, encoded and reported together.")
-    memo_limit: int = Field(default=50_000, ge=0, description="Student-text vectors kept in memory between chunks.")
 
 
 def layout_of(rubrics: RubricSet) -> Layout:

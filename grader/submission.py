@@ -13,6 +13,9 @@ from pydantic import BaseModel, Field
 
 SubmissionFormat = Literal["text", "markdown", "notebook", "pdf", "python", "mixed"]
 
+MAX_FILE_BYTES = 2_000_000
+"""Largest submission file read by default: far above any written answer, small enough to bound a hostile one."""
+
 
 class Answer(BaseModel):
     """A student's answer to one part, as written (Markdown/LaTeX kept), plus any code it contains."""

@@ -175,3 +175,80 @@ def test_check_on_a_broken_file_says_why(tmp_path):
     result = runner.invoke(app, ["check", str(bad), "--no-code"])
     assert result.exit_code == 1
     assert "Could not grade me" in result.output
+
+
+# ---------------------------------------------------------------------------- options declared once
+
+
+def _defaults(verb: str) -> dict[str, object]:
+    import typer.main
+
+    command = typer.main.get_command(app).commands[verb]  # type: ignore[attr-defined]
+    return {p.name: p.default for p in command.params}
+
+
+@pytest.mark.parametrize("verb", ["grade", "check", "eval"])
+def test_flag_defaults_are_the_library_defaults(verb):
+    """Every flag named like a GradeOptions field defaults to that field's default, and the
+    flags that negate one (--no-code, --no-judge) to its opposite: CLI and API cannot drift."""
+    from grader.options import GradeOptions
+
+    library = GradeOptions()
+    flags = _defaults(verb)
+    same = {name: value for name, value in flags.items() if name in GradeOptions.model_fields}
+    assert same, verb
+    for name, value in same.items():
+        assert value == getattr(library, name), (verb, name)
+    if "no_code" in flags:
+        assert flags["no_code"] is not library.run_code
+    assert flags["no_judge"] is (library.judge is None)
+    assert flags["judge_scope"] == library.scoring.judge_scope
+
+
+def test_code_workers_flag_reaches_the_options():
+    from grader.cli.options import grade_options
+
+    options = grade_options({"code_workers": 3, "no_code": False, "no_cache": True, "cache_dir": None})
+    assert options.code_workers == 3 and options.run_code and options.cache_dir is None
+    assert "--code-workers" in " ".join(_run("grade", "--help").output.split())
+    bad = runner.invoke(app, ["grade", str(SUBMISSIONS), "--code-workers", "0"])
+    assert bad.exit_code == 2
+
+
+def test_rubrics_are_required_outside_a_checkout(tmp_path, monkeypatch):
+    import grader.cli.rubrics as cli_rubrics
+
+    monkeypatch.setattr(cli_rubrics, "SOURCE_TREE", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["validate", str(RUBRICS), "--no-references"])
+    assert result.exit_code == 0  # an explicit directory works anywhere
+    result = runner.invoke(app, ["check", str(SUBMISSIONS / "lee.md"), "--no-code"])
+    assert result.exit_code == 2
+    assert "No rubrics: pass --rubrics DIR" in " ".join(result.output.split())
+    assert cli_rubrics.example_rubrics(cwd=ROOT) == RUBRICS  # run from a checkout: found
+
+
+def test_new_rubric_writes_a_valid_rubric_and_never_overwrites(tmp_path):
+    result = _run("new-rubric", "q11", "--dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    from grader.rubric import load_rubric_dir
+
+    rubric_set = load_rubric_dir(tmp_path)
+    (rubric,) = rubric_set.rubrics
+    assert rubric.id == "q11" and rubric.parts[0].key_points and rubric.parts[0].exemplars
+    again = runner.invoke(app, ["new-rubric", "q11", "--dir", str(tmp_path)])
+    assert again.exit_code == 2 and "exists already" in again.output
+    assert runner.invoke(app, ["new-rubric", "-bad", "--dir", str(tmp_path)]).exit_code == 2
+
+
+def test_validate_runs_every_code_reference(tmp_path):
+    rubrics = tmp_path / "rubrics"
+    shutil.copytree(RUBRICS, rubrics)
+    result = _run("validate", str(rubrics))
+    assert result.exit_code == 0 and "code references ran on every case" in " ".join(result.output.split())
+    reference = rubrics / "reference" / "q3.py"
+    reference.write_text(reference.read_text() + "\nraise RuntimeError('broken reference')\n")
+    result = runner.invoke(app, ["validate", str(rubrics)])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "Reference problems" in said and "q3.b" in said

@@ -1,0 +1,104 @@
+"""`grader grade`: batch-grade a class into a directory of reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from grader.cli.models import loading
+from grader.cli.options import (
+    DEFAULT_JUDGE,
+    GRADE_DEFAULTS,
+    CacheDirOption,
+    ChunkSizeOption,
+    CodeWorkersOption,
+    Int8Option,
+    JudgeOption,
+    MaxBytesOption,
+    ModelOption,
+    NoCacheOption,
+    NoCodeOption,
+    NoJudgeOption,
+    RubricsOption,
+    UnsandboxedOption,
+    grade_options,
+)
+from grader.cli.output import err, fail, out
+from grader.cli.rubrics import load_rubrics
+from grader.report import ClassSummary, StudentReport
+
+
+def grade(
+    submissions: Annotated[list[Path], typer.Argument(help="Submission files or directories of them.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where reports, gradebook and summary go.")] = Path("out"),
+    rubrics: RubricsOption = None,
+    model: ModelOption = GRADE_DEFAULTS.model,
+    max_bytes: MaxBytesOption = GRADE_DEFAULTS.max_bytes,
+    no_code: NoCodeOption = not GRADE_DEFAULTS.run_code,
+    allow_unsandboxed: UnsandboxedOption = GRADE_DEFAULTS.allow_unsandboxed,
+    code_workers: CodeWorkersOption = GRADE_DEFAULTS.code_workers,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Regrade everyone, even students whose report in OUT is still current.")
+    ] = False,
+    chunk_size: ChunkSizeOption = GRADE_DEFAULTS.chunk_size,
+    int8: Int8Option = GRADE_DEFAULTS.int8,
+    judge: JudgeOption = DEFAULT_JUDGE,
+    no_judge: NoJudgeOption = False,
+) -> None:
+    """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json.
+
+    Reports are written as students finish; a run that was interrupted resumes where it stopped.
+    """
+    options = grade_options(locals())
+    from grader.batch import run_batch
+    from grader.parsing import discover
+    from grader.pipeline import Grader
+
+    missing = [p for p in submissions if not p.exists()]
+    if missing:
+        fail(f"Not found: {', '.join(map(str, missing))}")
+    rubric_set = load_rubrics(rubrics)
+    sources, warnings = discover(list(submissions))
+    for w in warnings:
+        err.print(f"[yellow]skipped:[/] {escape(w)}", highlight=False)
+    if not sources:
+        fail("No submissions found in " + ", ".join(map(str, submissions)), code=1)
+    with loading(lambda: Grader(rubric_set, options)) as grader:
+        with Progress(
+            TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=err, transient=False,
+        ) as bar:
+            task = bar.add_task("", total=len(sources))
+            outcome = run_batch(
+                grader, sources, out_dir, resume=not fresh,
+                progress=lambda sid: bar.update(task, advance=1, description=sid),
+            )
+    print_summary(outcome.reports, outcome.summary)
+    if outcome.reused:
+        out.print(f"{outcome.reused} report(s) were still current and kept (--fresh regrades them).")
+    out.print(f"Reports written to {out_dir}/ (reports/, feedback/, gradebook.csv, summary.json)")
+    if outcome.summary.n_graded == 0:
+        raise typer.Exit(1)
+
+
+def print_summary(reports: Sequence[StudentReport], summary: ClassSummary) -> None:
+    """One row per student: total, percent, missing parts, or why they could not be graded."""
+    table = Table(title=f"{summary.n_graded} graded, {summary.n_failed} failed")
+    for col in ("student", "total", "%", "missing parts", "status"):
+        table.add_column(col, justify="right" if col in {"total", "%"} else "left")
+    for r in sorted(reports, key=lambda r: r.student_id):
+        if r.status == "graded":
+            missing = sum(p.status == "missing" for p in r.parts)
+            table.add_row(r.student_id, f"{r.total:g}/{r.max_total:g}", f"{r.percent:.1f}", str(missing), "graded")
+        else:
+            table.add_row(r.student_id, "-", "-", "-", Text(f"failed: {r.error}", style="red"))
+    out.print(table)
