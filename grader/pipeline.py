@@ -1,8 +1,10 @@
-"""Grade a batch: parse every submission, encode all written text at once, score, run code, report.
+"""Grade a batch: stream chunks of students through the two scorers and build their reports.
 
-The stages meet through the pydantic models (Submission -> PartResult ->
-StudentReport). One broken submission becomes a failed report that says why;
-it never stops the batch.
+The stages meet through the pydantic models (SubmissionSource -> Submission -> PartResult ->
+StudentReport). Parsing runs one chunk ahead on a second thread; each chunk goes to the code
+scorer first (the sandbox works in the background) and then to the written scorer (one encode
+for the whole chunk); reports are yielded as students complete. One broken submission becomes
+a failed report that says why; it never stops the batch.
 """
 
 from __future__ import annotations
@@ -11,36 +13,31 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from grader import __version__
-from grader.cache import Cache, digest
-from grader.embedding import Encoder
-from grader.feedback import MISSING, written_feedback
+from grader.cache import Cache
+from grader.code_scorer import CodeScorer
 from grader.options import GradeOptions
-from grader.parsing import discover, parse_source
+from grader.parsing import parse_source
 from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing
-from grader.rubric import Part, Rubric, RubricSet
-from grader.scoring import (
-    Assessment,
-    PartIndex,
-    judge_pairs,
-    judged,
-    ScoringConfig,
-    all_answer_texts,
-    assess,
-    background_sentences,
-    build_indexes,
-    final_points,
-)
+from grader.rubric import RubricSet
+from grader.scorer import RunStats, Scorer, missing_result
 from grader.submission import Layout, Submission, SubmissionError, SubmissionSource
+from grader.written_scorer import WrittenScorer, load_judge, model_identity
 
 if TYPE_CHECKING:
+    from grader.embedding import Encoder
     from grader.judge import Judge
+    from grader.scoring import PartIndex
+
+__all__ = [
+    "GradeOptions", "Grader", "Progress", "RunStats", "layout_of", "load_judge", "model_identity", "source_sha256",
+    "summarize",
+]
 
 Progress = Callable[[str], None]
 """Called once per student as they finish (for a progress bar)."""
@@ -64,201 +61,69 @@ def source_sha256(source: SubmissionSource) -> str:
     return h.hexdigest()
 
 
-def _missing(part_id: str, part: Part) -> PartResult:
-    return PartResult(
-        part_id=part_id, kind=part.kind, status="missing", points=0.0, max_points=part.max_points,
-        confidence=1.0, feedback=[MISSING],
-    )
-
-
-def _code_not_run(part_id: str, part: Part, reason: str) -> PartResult:
-    return PartResult(
-        part_id=part_id, kind="code", status="error", points=0.0, max_points=part.max_points,
-        confidence=0.0, feedback=[f"This code answer was not run: {reason}"], warnings=[reason],
-    )
-
-
-def written_result(index: PartIndex, text: str, encoder: Encoder, judge: "Judge | None" = None) -> PartResult:
-    """Score one written answer and phrase its feedback."""
-    return part_result(index, judged(index, assess(index, text, encoder), judge))
-
-
-def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
-    """The report entry for an assessed written answer: points, evidence and feedback."""
-    if "no_answer" in assessment.flags:  # only a placeholder ("YOUR ANSWER HERE"): no answer at all
-        missing = _missing(index.part_id, index.part)
-        return missing.model_copy(update={"flags": ["no_answer"], "feedback": [MISSING + " (only a placeholder was left)"]})
-    points, calibrated = final_points(index, assessment)
-    return PartResult(
-        part_id=index.part_id,
-        kind="written",
-        status="graded",
-        points=points,
-        max_points=index.part.max_points,
-        raw_score=assessment.raw_score,
-        calibrated=calibrated,
-        confidence=assessment.confidence,
-        feedback=written_feedback(index.part, assessment),
-        key_points=assessment.key_points,
-        misconceptions=assessment.misconceptions,
-        warnings=assessment.warnings,
-        flags=sorted(assessment.flags),
-        needs_review=assessment.held_for_review,
-    )
-
-
-def model_identity(encoder: Encoder, judge: "Judge | None") -> str:
-    """What produced a grade (reports, caches, resumability): the encoder, plus the judge when one is used."""
-    return encoder.identity + (f"+judge:{judge.identity}" if judge else "")
-
-
-def load_judge(name: str) -> "Judge":
-    from grader.judge import Judge
-
-    return Judge.load(name)
-
-
-LOAD_DEPENDENT = {"timeout", "killed", "crashed", "sandbox_error", "reference_error", "not_run", "no_result"}
-"""Code outcomes that may differ on a rerun (machine load, a sandbox hiccup): never cached."""
-
-
-def _repeatable(result: PartResult) -> bool:
-    """A code result a rerun would reproduce exactly: graded, and no case ended for a load-dependent reason."""
-    if result.status != "graded" or result.code is None:
-        return False
-    if result.code.outcome in LOAD_DEPENDENT:
-        return False
-    return not any(case.reason_code in LOAD_DEPENDENT for case in result.code.cases)
-
-
-def part_key(index: PartIndex, rubrics: RubricSet, model_identity: str) -> bytes:
-    """Everything a written part's result depends on, except the answer: a rubric edit elsewhere keeps it.
-
-    The part's own definition, its question stem, the other questions' reference sentences
-    (the off-topic contrast), the scoring settings, the model and the grader version.
-    """
-    background = [
-        t for r, p in rubrics.parts() if p.kind == "written" and r.id != index.rubric.id for t in background_sentences(p)
-    ]
-    return digest(
-        __version__, model_identity, index.config.model_dump_json(), index.rubric.question or "",
-        index.part.model_dump_json(), "\n".join(background),
-    )
-
-
 @dataclass
 class _Pending:
-    """A student between scoring and reporting: written parts done, code parts possibly still running."""
+    """A student between scoring and reporting: part results, some possibly still running."""
 
     source: SubmissionSource
     submission: Submission
-    parts: dict[str, PartResult | Future]
+    parts: dict[str, Future[PartResult]]
     timing: Timing
     started: float
     input_sha256: str
-    code_keys: dict[str, bytes] = field(default_factory=dict)
-
-
-@dataclass
-class RunStats:
-    """Where a run's time went, for benchmarks and the end-of-run summary."""
-
-    parse_s: float = 0.0
-    encode_s: float = 0.0
-    judge_s: float = 0.0
-    score_s: float = 0.0
-    code_wait_s: float = 0.0
-    report_s: float = 0.0
-    n_students: int = 0
-    n_parts_scored: int = 0
-    n_parts_from_cache: int = 0
 
 
 class Grader:
-    """A grading session: rubrics, one encoder, prepared part indexes and (lazily) the code sandbox.
+    """A grading session: rubrics, a written scorer (its models loaded once) and a code scorer.
 
-    Build one per process and reuse it: the model loads once and rubric texts are embedded once.
+    Build one per process and reuse it: the models load once and rubric texts are embedded once.
+    `encoder` and `judge` may be passed in to share loaded models between Graders.
     """
 
     def __init__(
         self, rubrics: RubricSet, options: GradeOptions | None = None, encoder: Encoder | None = None,
-        judge: "Judge | None" = None,
+        judge: Judge | None = None,
     ):
         self.rubrics = rubrics
         self.options = options or GradeOptions()
         self.cache = Cache(self.options.cache_dir) if self.options.cache_dir else None
-        self.encoder = encoder or Encoder(self.options.model, cache=self.cache, int8=self.options.int8)
-        self.judge = judge or (load_judge(self.options.judge) if self.options.judge else None)
-        if self.judge is not None and self.cache is not None:
-            self.judge.store = self.cache
-        self.indexes = build_indexes(rubrics, self.encoder, self.options.scoring, self.judge)
-        self.model_identity = model_identity(self.encoder, self.judge)
-        self.part_keys = {pid: part_key(ix, rubrics, self.model_identity) for pid, ix in self.indexes.items()}
-        self.layout = layout_of(rubrics)
         self.stats = RunStats()
-        self._code = None
+        self.written = WrittenScorer(rubrics, self.options, self.cache, self.stats, encoder=encoder, judge=judge)
+        self.code = CodeScorer(rubrics, self.options, self.cache, self.stats)
+        self.scorers: tuple[Scorer, ...] = (self.code, self.written)
+        """In submission order: code first, so the sandbox works while the encoder does."""
+        self.model_identity = self.written.identity
+        self.layout = layout_of(rubrics)
 
-    # -- code parts -------------------------------------------------------------------------------
-    def _code_grader(self):  # noqa: ANN202 - imported lazily: written-only grading never loads the sandbox
-        if self._code is None:
-            from grader.codegrade import CodeGrader
+    # the written scorer's models, for callers that score answers directly (evaluation, tests)
+    @property
+    def encoder(self) -> Encoder:
+        return self.written.encoder
 
-            self._code = CodeGrader(
-                self.rubrics, allow_unsandboxed=self.options.allow_unsandboxed, workers=self.options.code_workers
-            )
-        return self._code
+    @property
+    def judge(self) -> Judge | None:
+        return self.written.judge
+
+    @property
+    def indexes(self) -> dict[str, PartIndex]:
+        return self.written.indexes
+
+    def score_answers(self, answers: Sequence[tuple[str, str]]) -> list[PartResult]:
+        """Score (part id, answer text) pairs without the cache (see WrittenScorer.score_answers)."""
+        return self.written.score_answers(answers)
 
     def close(self) -> None:
-        if self._code is not None:
-            self._code.close()
-            self._code = None
+        for scorer in self.scorers:
+            scorer.close()
         if self.cache is not None:
-            if self.judge is not None and self.judge.store is self.cache:
-                self.judge.store = None
             self.cache.close()
             self.cache = None
 
-    def __enter__(self) -> "Grader":
+    def __enter__(self) -> Grader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _code_key(self, rubric: Rubric, part: Part, answer_code: list[str], answer_text: str) -> bytes:
-        reference = self.rubrics.reference_path(rubric, part).read_bytes()
-        return digest(__version__, "code", part.model_dump_json(), reference, "\0".join(answer_code), answer_text)
-
-    def _submit_codes(self, pending: Sequence[_Pending]) -> None:
-        """Start every code answer of a chunk in the sandbox, except those whose result is cached."""
-        jobs: list[tuple[_Pending, Rubric, Part, bytes | None]] = []
-        for item in pending:
-            for rubric, part in self.rubrics.parts():
-                if part.kind != "code":
-                    continue
-                answer = item.submission.answer(rubric.qualified(part))
-                key = self._code_key(rubric, part, answer.code, answer.text) if answer and self.cache else None
-                jobs.append((item, rubric, part, key))
-        cached = self.cache.get_results([k for *_, k in jobs if k]) if self.cache else {}
-        for item, rubric, part, key in jobs:
-            if key is not None and key in cached:
-                item.parts[rubric.qualified(part)] = PartResult.model_validate_json(cached[key])
-                self.stats.n_parts_from_cache += 1
-            else:
-                item.parts[rubric.qualified(part)] = self._submit_code(rubric, part, item.submission)
-                if key is not None:
-                    item.code_keys[rubric.qualified(part)] = key
-
-    def _submit_code(self, rubric: Rubric, part: Part, submission: Submission) -> PartResult | Future:
-        part_id = rubric.qualified(part)
-        answer = submission.answer(part_id)
-        if answer is None:
-            return _missing(part_id, part)
-        if not self.options.run_code:
-            return _code_not_run(part_id, part, "code grading is switched off (--no-code)")
-        try:
-            return self._code_grader().submit(rubric, part, answer, submission.student_id)
-        except Exception as exc:  # sandbox unavailable: one clear reason on every code part
-            return _code_not_run(part_id, part, str(exc))
 
     # -- stages -----------------------------------------------------------------------------------
     def parse(self, source: SubmissionSource) -> Submission:
@@ -296,48 +161,16 @@ class Grader:
         self.stats.parse_s += time.perf_counter() - started
         return parsed
 
-    def _score_written(self, pending: Sequence[_Pending]) -> None:
-        """Score every written answer of a chunk: cached results first, then one encode for the rest."""
-        started = time.perf_counter()
-        jobs: list[tuple[_Pending, str, str, bytes]] = []
-        for item in pending:
-            for answer in item.submission.answers:
-                if answer.part_id in self.indexes:
-                    key = digest(self.part_keys[answer.part_id], answer.text)
-                    jobs.append((item, answer.part_id, answer.text, key))
-        cached = self.cache.get_results([j[3] for j in jobs]) if self.cache else {}
-        todo = [j for j in jobs if j[3] not in cached]
-        encode_before, judge_before = self.encoder.encode_s, self.stats.judge_s
-        scored = self.score_answers([(part_id, text) for _, part_id, text, _ in todo])
-        fresh_by_key = {key: result for (_, _, _, key), result in zip(todo, scored)}
-        fresh: list[tuple[bytes, str]] = []
-        for item, part_id, text, key in jobs:
-            if key in cached:
-                result = PartResult.model_validate_json(cached[key])
-                self.stats.n_parts_from_cache += 1
-            else:
-                result = fresh_by_key[key]
-                fresh.append((key, result.model_dump_json()))
-                self.stats.n_parts_scored += 1
-            item.parts[part_id] = result
-        if self.cache and fresh:
-            self.cache.put_results(fresh)
-        encoded = self.encoder.encode_s - encode_before
-        self.stats.encode_s += encoded
-        elapsed = time.perf_counter() - started
-        self.stats.score_s += elapsed - encoded - (self.stats.judge_s - judge_before)
-        for item in pending:
-            item.timing.score_s = round(elapsed / max(len(pending), 1), 4)
-
-    def score_answers(self, answers: Sequence[tuple[str, str]]) -> list[PartResult]:
-        """Score (part id, answer text) pairs: one encode, one batched judge call, then per-answer results."""
-        self.encoder.prime(all_answer_texts((text for _, text in answers), self.options.scoring.window))
-        assessments = [assess(self.indexes[pid], text, self.encoder) for pid, text in answers]
-        if self.judge is not None:  # one batched judge call; apply_judge then reads the judge's memo
-            t0 = time.perf_counter()
-            self.judge.classify([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
-            self.stats.judge_s += time.perf_counter() - t0
-        return [part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge)) for (pid, _), a in zip(answers, assessments)]
+    def _score_chunk(self, pending: Sequence[_Pending]) -> None:
+        """Hand the chunk to each scorer in turn; the written scorer's time is shared out as score time."""
+        chunk = [item.submission for item in pending]
+        for scorer in self.scorers:
+            started = time.perf_counter()
+            for item, parts in zip(pending, scorer.submit(chunk)):
+                item.parts.update(parts)
+            if scorer is self.written:
+                for item in pending:
+                    item.timing.score_s = round((time.perf_counter() - started) / max(len(pending), 1), 4)
 
     def grade_stream(
         self, sources: Sequence[SubmissionSource], progress: Progress | None = None
@@ -357,16 +190,13 @@ class Grader:
                 parsed = upcoming.result()
                 if k + 1 < len(chunks):
                     upcoming = parser.submit(self._parse_chunk, chunks[k + 1])
-                pending = [p for p in parsed if isinstance(p, _Pending)]
-                self._submit_codes(pending)  # code first: the sandbox works while the encoder does
-                self._score_written(pending)
+                self._score_chunk([p for p in parsed if isinstance(p, _Pending)])
                 for entry in parsed:
                     report = entry if isinstance(entry, StudentReport) else self._finish(entry)
                     self.stats.n_students += 1
                     if progress:
                         progress(report.student_id)
                     yield report
-                self.encoder.trim(self.options.memo_limit)
 
     def grade_sources(self, sources: Sequence[SubmissionSource], progress: Progress | None = None) -> list[StudentReport]:
         """Grade many students and return all reports (see grade_stream to handle them as they come)."""
@@ -377,16 +207,8 @@ class Grader:
         results: list[PartResult] = []
         for rubric, part in self.rubrics.parts():
             part_id = rubric.qualified(part)
-            value = item.parts.get(part_id) or _missing(part_id, part)
-            if isinstance(value, Future):
-                try:
-                    value = value.result()
-                except Exception as exc:  # the code grader failed on this answer: say so, keep the rest
-                    value = _code_not_run(part_id, part, f"code grader error: {type(exc).__name__}: {exc}")
-                key = item.code_keys.get(part_id)
-                if key is not None and self.cache is not None and _repeatable(value):
-                    self.cache.put_results([(key, value.model_dump_json())])
-            results.append(value)
+            future = item.parts.get(part_id)
+            results.append(future.result() if future is not None else missing_result(part_id, part))
         waited = time.perf_counter() - t0
         self.stats.code_wait_s += waited
         item.timing.code_s = round(waited, 4)
@@ -418,11 +240,6 @@ class Grader:
             and report.model == self.model_identity
             and report.grader_version == __version__
         )
-
-    def grade_paths(self, inputs: Sequence[Path], progress: Progress | None = None) -> tuple[list[StudentReport], list[str]]:
-        """Discover submissions under files/directories and grade them; also return discovery warnings."""
-        sources, warnings = discover(list(inputs))
-        return self.grade_sources(sources, progress), warnings
 
 
 def summarize(reports: Sequence[StudentReport], rubrics: RubricSet, model: str, wall_time_s: float) -> ClassSummary:

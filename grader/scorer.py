@@ -1,0 +1,65 @@
+"""What the Grader asks of a scorer: take a chunk of parsed submissions, hand back their part results.
+
+Written and code answers are scored by two scorers (grader.written_scorer, grader.code_scorer)
+that share one protocol, ``submit(chunk) -> results``: for each submission of the chunk, in
+order, a mapping from part id to a Future of its PartResult. A written scorer's futures are
+done when submit returns; a code scorer's complete as the sandbox finishes, so student code
+runs while the next scorer works. A Future never raises: a failure is a PartResult saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol
+
+from grader.feedback import MISSING
+from grader.report import PartResult
+from grader.rubric import Part
+from grader.submission import Submission
+
+PartResults = dict[str, "Future[PartResult]"]
+"""One submission's results from one scorer, by qualified part id."""
+
+
+class Scorer(Protocol):
+    """Scores some kinds of parts of every submission in a chunk."""
+
+    def submit(self, chunk: Sequence[Submission]) -> list[PartResults]:
+        """Results for each submission, in order; parts the submission does not answer may be left out."""
+        ...
+
+    def close(self) -> None:
+        """Release what the scorer holds (models stay loaded; processes and cache links go)."""
+        ...
+
+
+@dataclass
+class RunStats:
+    """Where a run's time went, for benchmarks and the end-of-run summary (scorers add their share)."""
+
+    parse_s: float = 0.0
+    encode_s: float = 0.0
+    judge_s: float = 0.0
+    score_s: float = 0.0
+    code_wait_s: float = 0.0
+    report_s: float = 0.0
+    n_students: int = 0
+    n_parts_scored: int = 0
+    n_parts_from_cache: int = 0
+
+
+def done(result: PartResult) -> Future[PartResult]:
+    """A Future that already holds its result (a cached, missing or quickly scored part)."""
+    future: Future[PartResult] = Future()
+    future.set_result(result)
+    return future
+
+
+def missing_result(part_id: str, part: Part) -> PartResult:
+    """The result of a part the submission does not answer: no points, and the feedback says so."""
+    return PartResult(
+        part_id=part_id, kind=part.kind, status="missing", points=0.0, max_points=part.max_points,
+        confidence=1.0, feedback=[MISSING],
+    )

@@ -1,0 +1,161 @@
+"""Written answers -> PartResults: one scorer that owns the encoder, the judge, the part indexes and their caches.
+
+Every written answer of a chunk is scored in one pass: results cached under a key of everything
+they depend on come from the cache; the rest are encoded in one batch, judged in one batched
+call, then assessed, calibrated and phrased one by one (grader.scoring, grader.feedback).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from grader import __version__
+from grader.cache import Cache, digest
+from grader.embedding import Encoder
+from grader.feedback import MISSING, written_feedback
+from grader.options import GradeOptions
+from grader.report import PartResult
+from grader.rubric import RubricSet
+from grader.scorer import PartResults, RunStats, done
+from grader.scoring import (
+    Assessment,
+    PartIndex,
+    all_answer_texts,
+    assess,
+    background_sentences,
+    build_indexes,
+    final_points,
+    judge_pairs,
+    judged,
+)
+from grader.submission import Submission
+
+if TYPE_CHECKING:
+    from grader.judge import Judge
+
+
+def load_judge(name: str) -> Judge:
+    """The judge named by `name` (a model shipped with grader, or a path), loaded offline."""
+    from grader.judge import Judge
+
+    return Judge.load(name)
+
+
+def model_identity(encoder: Encoder, judge: Judge | None) -> str:
+    """What produced a grade (reports, caches, resumability): the encoder, plus the judge when one is used."""
+    return encoder.identity + (f"+judge:{judge.identity}" if judge else "")
+
+
+def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
+    """The report entry for an assessed written answer: points, evidence and feedback."""
+    if "no_answer" in assessment.flags:  # only a placeholder ("YOUR ANSWER HERE"): no answer at all
+        return PartResult(
+            part_id=index.part_id, kind="written", status="missing", points=0.0, max_points=index.part.max_points,
+            confidence=1.0, feedback=[MISSING + " (only a placeholder was left)"], flags=["no_answer"],
+        )
+    points, calibrated = final_points(index, assessment)
+    return PartResult(
+        part_id=index.part_id,
+        kind="written",
+        status="graded",
+        points=points,
+        max_points=index.part.max_points,
+        raw_score=assessment.raw_score,
+        calibrated=calibrated,
+        confidence=assessment.confidence,
+        feedback=written_feedback(index.part, assessment),
+        key_points=assessment.key_points,
+        misconceptions=assessment.misconceptions,
+        warnings=assessment.warnings,
+        flags=sorted(assessment.flags),
+        needs_review=assessment.held_for_review,
+    )
+
+
+def part_key(index: PartIndex, rubrics: RubricSet, model_identity: str) -> bytes:
+    """Everything a written part's result depends on, except the answer: a rubric edit elsewhere keeps it.
+
+    The part's own definition, its question stem, the other questions' reference sentences
+    (the off-topic contrast), the scoring settings, the model and the grader version.
+    """
+    background = [
+        t for r, p in rubrics.parts() if p.kind == "written" and r.id != index.rubric.id for t in background_sentences(p)
+    ]
+    return digest(
+        __version__, model_identity, index.config.model_dump_json(), index.rubric.question or "",
+        index.part.model_dump_json(), "\n".join(background),
+    )
+
+
+class WrittenScorer:
+    """Scores the written parts of a chunk of submissions (the Scorer protocol of grader.scorer).
+
+    Loads the encoder and the judge the options name unless given them, links both to the
+    on-disk cache, and embeds the rubric texts once; build one per process and reuse it.
+    """
+
+    def __init__(
+        self, rubrics: RubricSet, options: GradeOptions, cache: Cache | None = None, stats: RunStats | None = None,
+        encoder: Encoder | None = None, judge: Judge | None = None,
+    ):
+        self.options = options
+        self.cache = cache
+        self.stats = stats or RunStats()
+        self.encoder = encoder or Encoder(options.model, cache=cache, int8=options.int8)
+        self.judge = judge or (load_judge(options.judge) if options.judge else None)
+        if self.judge is not None and cache is not None:
+            self.judge.store = cache
+        self.indexes = build_indexes(rubrics, self.encoder, options.scoring, self.judge)
+        self.identity = model_identity(self.encoder, self.judge)
+        self.part_keys = {pid: part_key(ix, rubrics, self.identity) for pid, ix in self.indexes.items()}
+
+    def submit(self, chunk: Sequence[Submission]) -> list[PartResults]:
+        """Score every written answer of a chunk: cached results first, then one encode for the rest."""
+        started = time.perf_counter()
+        jobs: list[tuple[int, str, str, bytes]] = []
+        for i, submission in enumerate(chunk):
+            for answer in submission.answers:
+                if answer.part_id in self.indexes:
+                    key = digest(self.part_keys[answer.part_id], answer.text)
+                    jobs.append((i, answer.part_id, answer.text, key))
+        cached = self.cache.get_results([j[3] for j in jobs]) if self.cache else {}
+        todo = [j for j in jobs if j[3] not in cached]
+        encode_before, judge_before = self.encoder.encode_s, self.stats.judge_s
+        scored = self.score_answers([(part_id, text) for _, part_id, text, _ in todo])
+        fresh_by_key = {key: result for (_, _, _, key), result in zip(todo, scored)}
+        fresh: list[tuple[bytes, str]] = []
+        results: list[PartResults] = [{} for _ in chunk]
+        for i, part_id, _, key in jobs:
+            if key in cached:
+                result = PartResult.model_validate_json(cached[key])
+                self.stats.n_parts_from_cache += 1
+            else:
+                result = fresh_by_key[key]
+                fresh.append((key, result.model_dump_json()))
+                self.stats.n_parts_scored += 1
+            results[i][part_id] = done(result)
+        if self.cache and fresh:
+            self.cache.put_results(fresh)
+        encoded = self.encoder.encode_s - encode_before
+        self.stats.encode_s += encoded
+        self.stats.score_s += time.perf_counter() - started - encoded - (self.stats.judge_s - judge_before)
+        self.encoder.trim(self.options.memo_limit)
+        return results
+
+    def score_answers(self, answers: Sequence[tuple[str, str]]) -> list[PartResult]:
+        """Score (part id, answer text) pairs: one encode, one batched judge call, then per-answer results."""
+        self.encoder.prime(all_answer_texts((text for _, text in answers), self.options.scoring.window))
+        assessments = [assess(self.indexes[pid], text, self.encoder) for pid, text in answers]
+        if self.judge is not None:  # one batched judge call; judged() then reads the judge's memo
+            t0 = time.perf_counter()
+            self.judge.classify([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
+            self.stats.judge_s += time.perf_counter() - t0
+        return [part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge)) for (pid, _), a in zip(answers, assessments)]
+
+    def close(self) -> None:
+        """Unlink the judge from the cache the Grader is about to close (the models stay loaded for reuse)."""
+        if self.judge is not None and self.cache is not None and self.judge.store is self.cache:
+            self.judge.store = None
+        self.cache = None
