@@ -37,7 +37,10 @@ RUNS: list[tuple[str, str, list[str]]] = [
 ]
 EXEMPLARS = (0, 5)
 """Exemplars per question; --exemplars adds more (e.g. 20: a TA has graded a stack of answers)."""
-METRICS = {"2way": ("accuracy", "macro_f1"), "points": ("pearson", "spearman", "rmse", "qwk", "pearson_fraction")}
+METRICS = {
+    "2way": ("accuracy", "macro_f1", "confidence_auroc"),
+    "points": ("pearson", "spearman", "rmse", "mae", "qwk", "exact", "pearson_fraction", "confidence_auroc"),
+}
 """pearson_fraction (Pearson on points / max) is shown because SAF's questions have maxima from 0.5 to 3.5:
 the pooled Pearson on points rewards knowing each question's maximum (the baseline's line scales by it)."""
 
@@ -113,7 +116,7 @@ def main() -> None:
     for name, path, r in results:
         for metric in METRICS[r.task]:
             no_ex = r.metrics.get("grader_no_exemplars")
-            if getattr(r.metrics["grader"], metric) is None and metric == "pearson_fraction":
+            if getattr(r.metrics["grader"], metric) is None and metric in ("pearson_fraction", "confidence_auroc"):
                 continue
             print(
                 f"| {name} | {r.split} | {r.settings.exemplars} | {r.n} | {metric} | "

@@ -1,8 +1,9 @@
 """How the scorer does on the course's labelled failure-mode set (tests/data/labelled_answers.yaml).
 
-Prints, per category (good, paraphrase, partial, keyword_list, negation, copy_question,
-off_topic, long_everything, misconception), how many answers land inside the range a
-careful TA would give, with the raw score and with exemplar calibration.
+Prints, per category (the file's header lists them: complete answers, partial ones, wrong,
+negated, off-topic, keyword lists, placeholders, other languages ...), how many answers land
+inside the range a careful TA would give, with the raw score and with exemplar calibration. An
+entry with ``expect_flag`` (e.g. other_language) is in range only when the part carries that flag.
 
     python benchmarks/labelled.py [--model PATH_OR_NAME] [--verbose] [--json]
 """
@@ -53,8 +54,9 @@ def main() -> None:
         row = table[item["category"]]
         row["n"] += 1
         calibrated = points / index.part.max_points
-        row["raw_ok"] += low - 1e-9 <= assessment.raw_score <= high + 1e-9
-        ok = low - 1e-9 <= calibrated <= high + 1e-9
+        flagged = item.get("expect_flag") is None or item["expect_flag"] in assessment.flags
+        row["raw_ok"] += flagged and low - 1e-9 <= assessment.raw_score <= high + 1e-9
+        ok = flagged and low - 1e-9 <= calibrated <= high + 1e-9
         row["calibrated_ok"] += ok
         if args.verbose and not ok:
             print(f"MISS {item['part']} {item['category']}: {calibrated:.2f} (raw {assessment.raw_score:.2f}) "

@@ -36,7 +36,7 @@ from grader.embedding import Encoder
 from grader.language import detect as detect_language, strip_placeholders
 from grader.report import KeyPointResult, MisconceptionResult
 from grader.rubric import Part, Rubric, RubricSet
-from grader.sentences import sentence_windows, split_sentences
+from grader.sentences import sentence_clauses, sentence_windows, split_sentences
 
 if TYPE_CHECKING:
     from grader.judge import Judge
@@ -53,6 +53,7 @@ class ScoringConfig(BaseModel):
     match_low: float = Field(default=0.40, description="Without a judge: cosine at which a key point starts earning credit.")
     match_high: float = Field(default=0.72, description="Without a judge: cosine at which a key point earns full credit.")
     candidates: int = Field(default=2, ge=1, le=6, description="Units per key point or misconception the judge reads (the closest by cosine).")
+    wordings: int = Field(default=2, ge=1, le=6, description="Wordings of a key point (its text and paraphrases) each unit is judged against.")
     candidate_floor: float = Field(default=0.10, description="Units less similar than this to a rubric text are not worth judging.")
     whole_answer_units: int = Field(
         default=4, ge=0, description="Answers of at most this many sentences are also judged whole against each key point.",
@@ -66,6 +67,17 @@ class ScoringConfig(BaseModel):
     )
     misconception_low: float = Field(default=0.50, ge=0, le=1, description="P(entailment) of a misconception at which its penalty starts.")
     misconception_high: float = Field(default=0.85, ge=0, le=1, description="P(entailment) of a misconception that costs the full penalty.")
+    similarity_weight: float = Field(
+        default=0.0, ge=0, le=1,
+        description="With a judge: a key point also earns this share of its similarity credit when no unit denies it "
+        "(the judge reads strict entailment; a looser paraphrase still counts this much).",
+    )
+    lexical_denial: bool = Field(
+        default=True,
+        description="A unit close to a key point (cosine >= denial_similarity) whose aligned clause differs from it in "
+        "negation denies the point, whatever the judge says (grader.lexical.contradicts).",
+    )
+    denial_similarity: float = Field(default=0.60, description="Cosine from which a negation mismatch denies a key point.")
     holistic_weight: float = Field(
         default=0.5, ge=0, le=1,
         description="How far the whole answer's agreement with the reference answer lifts key-point credit toward it (never lowers it).",
@@ -125,10 +137,13 @@ class PartIndex:
 
 @dataclass
 class Unit:
+    """A sentence, a window of consecutive sentences, or one clause of a compound sentence."""
+
     text: str
     members: tuple[int, ...]
     keyword_list: bool
     copies_question: bool
+    clause: bool = False
 
 
 JudgeTarget = tuple[Literal["kp", "mis", "whole"], int]
@@ -171,6 +186,8 @@ class Assessment:
     gate: float = 1.0
     """Share of the answer that may lift its credit holistically (on topic, no lists or copies, nothing denied)."""
     padding: float = 1.0
+    lexical_denials: dict[int, int] = field(default_factory=dict)
+    """Key point index -> the unit that denies it by a negation mismatch (see ScoringConfig.lexical_denial)."""
     held_for_review: str | None = None
     """Why a person must grade this answer (another language), or None."""
     judged: bool = False
@@ -216,9 +233,15 @@ def whole_text(sentences: list[str]) -> str:
     return " ".join(sentences)
 
 
+def answer_clauses(sentences: list[str]) -> list[tuple[int, str]]:
+    """(sentence index, clause) for every clause of a compound sentence (grader.sentences.sentence_clauses)."""
+    return [(i, c) for i, s in enumerate(sentences) for c in sentence_clauses(s)]
+
+
 def texts_to_encode(text: str, window: int = 2) -> list[str]:
     sentences = answer_sentences(text)
-    return sentences + sentence_windows(sentences, window) + ([whole_text(sentences)] if sentences else [])
+    clauses = [c for _, c in answer_clauses(sentences)]
+    return sentences + sentence_windows(sentences, window) + clauses + ([whole_text(sentences)] if sentences else [])
 
 
 def build_indexes(
@@ -289,6 +312,8 @@ def _units(sentences: list[str], prompt: str, window: int) -> list[Unit]:
         for i, text in enumerate(sentence_windows(sentences, window)):
             members = tuple(range(i, i + window))
             units.append(Unit(text, members, any(keyword[j] for j in members), any(copied[j] for j in members)))
+    for i, clause in answer_clauses(sentences):
+        units.append(Unit(clause, (i,), keyword[i], copied[i], clause=True))
     return units
 
 
@@ -380,18 +405,41 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
             evidence=units[u_best].text if credit > 0 else None, flags=flags,
         ))
     mis_results = _similar_misconceptions(index, reading)
+    denials = _lexical_denials(index, reading) if cfg.lexical_denial else {}
     assessment = Assessment(
         part_id=index.part_id, raw_score=0.0, key_points=kp_results, misconceptions=mis_results,
         confidence=float(np.average(confidences, weights=[kp.points for kp in part.key_points])),
         n_sentences=n, units=[u.text for u in units], whole=whole_text(sentences),
         holistic=round(float(reading.answer_vector @ index.reference_vector), cfg.similarity_decimals)
         if index.reference_vector is not None else 0.0,
+        lexical_denials=denials,
     )
     _answer_flags(index, reading, assessment)
     assessment.judge_items = _judge_items(index, reading, sentences)
     assessment.neighbours, weight = _neighbours(index, reading.answer_vector, cfg)
     assessment.neighbour_weight = round(weight * assessment.gate, 4)
     return _settle(index, assessment, holistic_credit=_ramp(assessment.holistic, cfg.holistic_low, cfg.holistic_high))
+
+
+def _lexical_denials(index: PartIndex, reading: _Reading) -> dict[int, int]:
+    """Key point -> the closest unit (sentence or clause) that states it with the opposite polarity.
+
+    A cross-encoder this small misses a "not" inside a long sentence; a negation mismatch between a
+    unit and the wording it is closest to, at a high cosine, is a denial it cannot talk away.
+    """
+    out: dict[int, int] = {}
+    pool = [u for u, unit in enumerate(reading.units) if not (len(unit.members) > 1) and not _blocked(reading, u)]
+    for k, (group, sims) in enumerate(zip(index.key_points, reading.kp_sims)):
+        best: tuple[float, int] | None = None
+        for u in pool:
+            w = int(np.argmax(sims[u]))
+            sim = float(sims[u, w])
+            if sim >= index.config.denial_similarity and lexical.contradicts(reading.units[u].text, group.texts[w]):
+                if best is None or sim > best[0]:
+                    best = (sim, u)
+        if best is not None:
+            out[k] = best[1]
+    return out
 
 
 def _similar_misconceptions(index: PartIndex, reading: _Reading) -> list[MisconceptionResult]:
@@ -449,21 +497,35 @@ def _judge_items(index: PartIndex, reading: _Reading, sentences: list[str]) -> l
     """
     cfg = index.config
     items: list[JudgeItem] = []
-    whole_ok = 0 < len(sentences) <= cfg.whole_answer_units and len(reading.units) > 1
+    whole_ok = 0 < len(sentences) <= cfg.whole_answer_units and len(reading.units) > 1 and not any(
+        _blocked(reading, u) for u in range(reading.n_sentences))
     for kind, groups, sims_list, pool in (
         ("kp", index.key_points, reading.kp_sims, range(len(reading.units))),
-        ("mis", index.misconceptions, reading.mis_sims, range(reading.n_sentences)),
+        ("mis", index.misconceptions, reading.mis_sims,
+         [u for u, unit in enumerate(reading.units) if len(unit.members) == 1]),
     ):
         for k, (group, sims) in enumerate(zip(groups, sims_list)):
             best = sims.max(axis=1)
-            ranked = sorted((u for u in pool if best[u] >= cfg.candidate_floor), key=lambda u: (-best[u], u))
+            eligible = (u for u in pool if best[u] >= cfg.candidate_floor and not _blocked(reading, u))
+            ranked = sorted(eligible, key=lambda u: (-best[u], u))
             for u in ranked[: cfg.candidates]:
-                items.append(JudgeItem((kind, k), group.texts[int(np.argmax(sims[u]))], u, float(best[u])))  # type: ignore[arg-type]
+                for w in np.argsort(-sims[u], kind="stable")[: cfg.wordings]:
+                    items.append(JudgeItem((kind, k), group.texts[int(w)], u, float(sims[u, w])))  # type: ignore[arg-type]
             if kind == "kp" and whole_ok:
-                wording = group.texts[int(np.argmax(sims.max(axis=0)))]
-                items.append(JudgeItem(("kp", k), wording, -1, float(best.max())))
-    items.append(JudgeItem(("whole", 0), index.part.reference_answer, -1))
+                for w in np.argsort(-sims.max(axis=0), kind="stable")[: cfg.wordings]:
+                    items.append(JudgeItem(("kp", k), group.texts[int(w)], -1, float(best.max())))
+    for text in whole_references(index.part):
+        items.append(JudgeItem(("whole", 0), text, -1))
     return items
+
+
+def whole_references(part: Part) -> list[str]:
+    """What a whole answer is judged against: the reference answer and, for a part whose one key point
+    is the whole answer, that point's wordings too (each an acceptable answer)."""
+    texts = [part.reference_answer]
+    if len(part.key_points) == 1:
+        texts += [t for t in _group_texts(part.key_points[0]) if t not in texts]
+    return texts
 
 
 def judge_pairs(index: PartIndex, assessment: Assessment) -> list[tuple[str, str]]:
@@ -493,45 +555,59 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
     key_points: list[KeyPointResult] = []
     certainties: list[float] = []
     for k, (kp, old) in enumerate(zip(part.key_points, assessment.key_points)):
-        result, certainty = _decide_key_point(cfg, kp.points, old, by_target.get(("kp", k), []), assessment)
+        result, certainty = _decide_key_point(cfg, kp.points, old, by_target.get(("kp", k), []), assessment,
+                                              assessment.lexical_denials.get(k))
         key_points.append(result)
         certainties.append(certainty)
         for item, p in by_target.get(("kp", k), []):
             entailed_units[item.unit] = max(entailed_units.get(item.unit, 0.0), float(p[0]))
     misconceptions = _judged_misconceptions(cfg, part, by_target, assessment, entailed_units)
     whole = by_target.get(("whole", 0), [])
-    p_whole = whole[0][1] if whole else np.array([0.0, 1.0, 0.0])
+    p_whole = max((p for _, p in whole), key=lambda p: p[0]) if whole else np.array([0.0, 1.0, 0.0])
     denied = sum(kp.points for kp, r in zip(part.key_points, key_points) if DENIED & set(r.flags))
     gate = assessment.gate * (1.0 - denied / part.max_points)
     out = replace(assessment, key_points=key_points, misconceptions=misconceptions, judged=True,
                   flags=assessment.flags | {f for r in key_points for f in r.flags if f in DENIED}, gate=gate)
+    if assessment.gate > 0:  # exemplars cannot vouch for what the judge found denied either
+        out.neighbour_weight = round(assessment.neighbour_weight * gate / assessment.gate, 4)
     settled = _settle(index, out, holistic_credit=float(p_whole[0]))
     kp_certainty = float(np.average(certainties, weights=[kp.points for kp in part.key_points]))
     settled.confidence = _confidence(kp_certainty, settled, float(p_whole[0]))
     return settled
 
 
+def _unit_readings(evidence: list[tuple[JudgeItem, np.ndarray]]) -> list[tuple[int, float, float]]:
+    """Per unit: (unit, best P(entailment) over the wordings judged, P(contradiction) of its closest wording).
+
+    A point's wordings may be different acceptable answers rather than paraphrases (one of several
+    reference answers): a unit states the point if it entails any of them, and denies it only if it
+    contradicts the wording it is closest to.
+    """
+    by_unit: dict[int, list[np.ndarray]] = {}
+    for item, p in evidence:  # items of a unit come closest wording first (see _judge_items)
+        by_unit.setdefault(item.unit, []).append(p)
+    return [(u, float(max(p[0] for p in ps)), float(ps[0][2])) for u, ps in by_unit.items()]
+
+
 def _decide_key_point(cfg: ScoringConfig, points: float, old: KeyPointResult,
-                      evidence: list[tuple[JudgeItem, np.ndarray]], assessment: Assessment) -> tuple[KeyPointResult, float]:
+                      evidence: list[tuple[JudgeItem, np.ndarray]], assessment: Assessment,
+                      lexical_denial: int | None = None) -> tuple[KeyPointResult, float]:
     """Credit from the unit that most clearly entails the point; nothing if a unit denies it."""
-    if not evidence:
-        return old.model_copy(update={"points": 0.0, "matched": False, "evidence": None, "entailment": 0.0,
-                                      "contradiction": 0.0}), 1.0
-    entail_item, p_entail = max(evidence, key=lambda ip: (ip[1][0], -ip[0].unit))
-    entail = float(p_entail[0])
-    denials = [(item, p) for item, p in evidence if p[2] >= cfg.contradiction and p[2] > p[0]]
-    credit = _ramp(entail, cfg.entail_low, cfg.entail_high)
+    sim_credit = old.points / points if points else 0.0
+    readings = _unit_readings(evidence) or [(-1, 0.0, 0.0)]
+    u_entail, entail, _ = max(readings, key=lambda r: (r[1], -r[0]))
+    denials = [r for r in readings if r[2] >= cfg.contradiction and r[2] > r[1]]
+    contradiction = max(r[2] for r in readings)
+    judge_credit = _ramp(entail, cfg.entail_low, cfg.entail_high)
+    credit = max(judge_credit, cfg.similarity_weight * sim_credit)
     flags: list[str] = []
-    quote = _unit_text(assessment, entail_item.unit) if credit > 0 else None
-    contradiction = max((float(p[2]) for _, p in evidence), default=0.0)
-    if denials:
-        deny_item, p_deny = max(denials, key=lambda ip: ip[1][2])
-        if entail < cfg.entail_high:
-            flags, credit, quote = ["contradicts"], 0.0, _unit_text(assessment, deny_item.unit)
-        else:  # one unit states the point, another denies it
-            flags, credit, quote = ["hedged"], 0.0, _unit_text(assessment, deny_item.unit)
+    quote = (_unit_text(assessment, u_entail) if judge_credit >= cfg.similarity_weight * sim_credit else old.evidence) if credit > 0 else None
+    u_deny = max(denials, key=lambda r: (r[2], -r[0]))[0] if denials else lexical_denial
+    if u_deny is not None:
+        flags = ["contradicts"] if entail < cfg.entail_high else ["hedged"]  # hedged: another unit states it
+        credit, quote = 0.0, _unit_text(assessment, u_deny)
     decisive = max(entail, contradiction)
-    certainty = abs(2 * decisive - 1) if not flags else float(max(p_entail[0], contradiction))
+    certainty = abs(2 * decisive - 1) if not flags else max(entail, contradiction)
     result = old.model_copy(update={
         "points": round(points * credit, 3), "matched": credit >= 0.5, "evidence": quote, "flags": flags,
         "entailment": round(entail, 4), "contradiction": round(contradiction, 4),

@@ -158,3 +158,20 @@ def sentence_windows(sentences: list[str], size: int = 2) -> list[str]:
     if size < 2 or len(sentences) < 2:
         return []
     return [" ".join(sentences[i : i + size]) for i in range(len(sentences) - size + 1)]
+
+
+_CLAUSE = re.compile(
+    r";\s*|,\s*(?:and|but|so|while|whereas|because|since|hence|thus)\s+|\s+(?:but|whereas|because|since)\s+"
+    r"|\s+and\s+(?=(?:[\w'-]+\s+){0,3}(?:is|are|was|were|does|do|did|has|have|had|can|cannot|will|would|should|must)\b)",
+    re.I,
+)
+MIN_CLAUSE_WORDS = 3
+
+
+def sentence_clauses(sentence: str) -> list[str]:
+    """The clauses of a compound sentence ("X does not A, and its B is not C" -> two claims), when it has
+    two or more of at least three words; else nothing. A cross-encoder reads one claim far more reliably
+    than several joined: a denial in one clause is not drowned by the words of the next."""
+    parts = [p.strip(" ,.") for p in _CLAUSE.split(sentence)]
+    parts = [p for p in parts if len(p.split()) >= MIN_CLAUSE_WORDS]
+    return parts if len(parts) >= 2 else []

@@ -82,15 +82,29 @@ def read_labels_5way(path: Path | None) -> dict[str, str]:
     return out
 
 
-def read_rows(datasets: Path, labels_5way: dict[str, str] | None = None) -> tuple[list[Row], dict]:
-    """Rows of each dataset's train split, and a manifest of what was read."""
+def read_questions(datasets: Path) -> dict[str, str]:
+    """question id (dataset-prefixed, as in Row) -> the question text, for every dataset."""
+    out: dict[str, str] = {}
+    for name, (filename, _) in DATASET_FILES.items():
+        with (datasets / filename).open(encoding="utf-8-sig", newline="") as fh:
+            for r in csv.DictReader(fh):
+                out.setdefault(f"{name}:{r['question_id']}", r["question"].strip())
+    return out
+
+
+def read_rows(datasets: Path, labels_5way: dict[str, str] | None = None,
+              splits: dict[str, str] | None = None) -> tuple[list[Row], dict]:
+    """Rows of each dataset's train split (or, for evaluation, of the split named in `splits`), and a manifest."""
     rows: list[Row] = []
     manifest: dict = {"files": {}}
     labels_5way = labels_5way or {}
     for name, (filename, train_split) in DATASET_FILES.items():
+        if splits is not None and name not in splits:
+            continue
+        wanted = splits[name] if splits is not None else train_split
         path = datasets / filename
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            records = [r for r in csv.DictReader(fh) if r["split"] == train_split]
+            records = [r for r in csv.DictReader(fh) if r["split"] == wanted]
         ids = []
         for r in records:
             if name == "saf":
@@ -107,7 +121,7 @@ def read_rows(datasets: Path, labels_5way: dict[str, str] | None = None) -> tupl
             ids.append(answer_id)
         manifest["files"][filename] = {
             "sha256": sha256_file(path),
-            "split": train_split,
+            "split": wanted,
             "rows": len(ids),
             "questions": len({r["question_id"] for r in records}),
             "student_answer_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
@@ -151,8 +165,24 @@ def _real_target(row: Row) -> str | float:
     return "entailment" if row.label >= 1.0 else 0.0
 
 
+_STOP = frozenset(
+    "the a an is are was were be been of to in on for with by from at as that this these those it its they them "
+    "their there and or but if then than so because can could will would should may might do does did has have had "
+    "into also only more most less very each all any both such not no".split()
+)
+
+
+def keyword_list(text: str, rng: np.random.Generator) -> str | None:
+    """The content words of a text as a bare, comma-separated list: the topic, without a claim."""
+    words = list(dict.fromkeys(w for w in re.findall(r"[A-Za-z][A-Za-z-]+", text) if w.lower() not in _STOP))
+    if len(words) < 3:
+        return None
+    keep = [words[int(i)] for i in sorted(rng.choice(len(words), size=min(len(words), 6), replace=False))]
+    return ", ".join(keep)
+
+
 def dataset_items(rows: list[Row], rng: np.random.Generator, off_topic_per_question: int = 6,
-                  saf_rows: int = 1000) -> list[Item]:
+                  saf_rows: int = 1000, questions: dict[str, str] | None = None) -> list[Item]:
     """Real (reference, answer) pairs with their human labels, and the rule-made pairs built from them."""
     saf = [r for r in rows if r.dataset == "saf"]
     if saf_rows and len(saf) > saf_rows:
@@ -190,6 +220,12 @@ def dataset_items(rows: list[Row], rng: np.random.Generator, off_topic_per_quest
             contracted = contract(r.answer)
             if contracted:
                 items.append(Item(ref, contracted, "entailment", "contraction"))
+        for ref in refs[:2]:
+            listed = keyword_list(ref, rng)
+            if listed:
+                items.append(Item(ref, listed, "neutral", "keyword_list"))
+        if questions and questions.get(qid) and refs:
+            items.append(Item(refs[0], questions[qid], "neutral", "question_copy"))
         others = [a for q, a in correct[q_rows[0].dataset] if q != qid]
         if others and refs:
             for i in rng.choice(len(others), size=min(off_topic_per_question, len(others)), replace=False):

@@ -35,7 +35,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from judge_data import LABELS, Item, dataset_items, nli_items, read_labels_5way, read_rows, sha256_file, split_dev  # noqa: E402
+from judge_data import LABELS, Item, dataset_items, nli_items, read_labels_5way, read_questions, read_rows, sha256_file, split_dev  # noqa: E402
 
 from grader.judge import FORMAT, META_FILE, WEIGHTS_FILE, load_base, pad_batch, pair_token_ids, pooled_logits  # noqa: E402
 
@@ -149,14 +149,15 @@ def train(args: argparse.Namespace) -> None:
     if args.labels_5way:
         manifest["labels_5way"] = {"file": args.labels_5way.name, "sha256": sha256_file(args.labels_5way)}
     train_rows, dev_rows = split_dev(rows, args.dev_fraction, args.seed) if args.dev_fraction else (rows, [])
-    items = dataset_items(train_rows, rng, args.off_topic, args.saf_rows)
+    questions = read_questions(args.datasets) if args.question_copies else None
+    items = dataset_items(train_rows, rng, args.off_topic, args.saf_rows, questions)
     if args.nli:
         extra, nli_manifest = nli_items(args.nli, parse_quotas(args.nli_quotas), rng)
         items += extra
         manifest["nli"] = nli_manifest
     if args.smoke:
         items = [items[int(i)] for i in rng.choice(len(items), size=min(args.smoke, len(items)), replace=False)]
-    dev_items = dataset_items(dev_rows, np.random.default_rng(args.seed + 1), args.off_topic, 0) if dev_rows else []
+    dev_items = dataset_items(dev_rows, np.random.default_rng(args.seed + 1), args.off_topic, 0, questions) if dev_rows else []
     counts: dict[str, int] = {}
     for it in items:
         counts[it.kind] = counts.get(it.kind, 0) + 1
@@ -260,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-len", type=int, default=160, help="tokens per pair in training (the student text is cut first)")
     parser.add_argument("--off-topic", type=int, default=6, help="off-topic neutral pairs per question")
+    parser.add_argument("--question-copies", action=argparse.BooleanOptionalAction, default=True,
+                        help="a question restated as the answer is neutral (on topic, no claim)")
     parser.add_argument("--saf-rows", type=int, default=1000, help="SAF training answers used (seeded sample; 0 = all)")
     parser.add_argument("--dev-fraction", type=float, default=0.0, help="hold out this fraction of questions (choosing settings)")
     parser.add_argument("--smoke", type=int, default=0, help="train on this many pairs only (a quick check)")
