@@ -4,8 +4,8 @@ A regrade re-encodes nothing it has seen: every text's vector is stored under
 the model's identity and the text's hash. Written-part results are stored under
 a key that hashes everything the result depends on (the part's rubric, the
 texts it is contrasted with, the scoring settings, the model, the grader
-version and the answer), so after a rubric edit only the touched parts are
-scored again. SQLite gives atomic, concurrent-safe writes with no server.
+version, the fingerprint of the grading code and the answer), so after a rubric
+edit only the touched parts are scored again, and after a code change all are. SQLite gives atomic, concurrent-safe writes with no server.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Code answers are submitted to the warm sandbox and come back as Futures, so student code runs
 while the written answers are encoded. A result a rerun would reproduce exactly is cached under
-a key of the part, its reference and the answer; outcomes that depend on machine load
+a key of the grading code, the part, its reference and the answer; outcomes that depend on machine load
 (timeouts, a killed or crashed process, a sandbox hiccup) are never cached.
 """
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from grader import __version__
 from grader.cache import Cache, digest
+from grader.fingerprint import code_fingerprint
 from grader.options import GradeOptions
 from grader.report import PartResult
 from grader.rubric import Part, Rubric, RubricSet
@@ -57,6 +58,7 @@ class CodeScorer:
         self.cache = cache
         self.stats = stats or RunStats()
         self.parts = [(rubric, part) for rubric, part in rubrics.parts() if part.kind == "code"]
+        self.fingerprint = code_fingerprint()
         self._grader: CodeGrader | None = None
 
     def _code_grader(self) -> CodeGrader:
@@ -69,9 +71,11 @@ class CodeScorer:
         return self._grader
 
     def key(self, rubric: Rubric, part: Part, answer: Answer) -> bytes:
-        """Everything a code result depends on: the part, its reference's bytes and the answer."""
+        """Everything a code result depends on: the grading code, the part, its reference's bytes and the answer."""
         reference = self.rubrics.reference_path(rubric, part).read_bytes()
-        return digest(__version__, "code", part.model_dump_json(), reference, "\0".join(answer.code), answer.text)
+        return digest(
+            __version__, self.fingerprint, "code", part.model_dump_json(), reference, "\0".join(answer.code), answer.text
+        )
 
     def submit(self, chunk: Sequence[Submission]) -> list[PartResults]:
         """Start every code answer of a chunk in the sandbox, except those whose result is cached."""

@@ -21,6 +21,7 @@ import numpy as np
 from grader import __version__
 from grader.cache import Cache
 from grader.code_scorer import CodeScorer
+from grader.fingerprint import code_fingerprint
 from grader.options import GradeOptions
 from grader.parsing import parse_source
 from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing
@@ -93,6 +94,7 @@ class Grader:
         self.scorers: tuple[Scorer, ...] = (self.code, self.written)
         """In submission order: code first, so the sandbox works while the encoder does."""
         self.model_identity = self.written.identity
+        self.fingerprint = code_fingerprint()
         self.layout = layout_of(rubrics)
 
     # the written scorer's models, for callers that score answers directly (evaluation, tests)
@@ -138,6 +140,7 @@ class Grader:
             max_total=self.rubrics.max_points,
             timing=Timing(total_s=round(time.perf_counter() - started, 4)),
             grader_version=__version__,
+            code_fingerprint=self.fingerprint,
             rubric_sha256=self.rubrics.sha256,
             model=self.model_identity,
             input_sha256=input_sha256,
@@ -227,18 +230,20 @@ class Grader:
             percent=round(100 * total / max_total, 2) if max_total else 0.0,
             timing=item.timing,
             grader_version=__version__,
+            code_fingerprint=self.fingerprint,
             rubric_sha256=self.rubrics.sha256,
             model=self.model_identity,
             input_sha256=item.input_sha256,
         )
 
     def is_current(self, report: StudentReport, source: SubmissionSource) -> bool:
-        """Would grading this source now give this report? (Same files, rubrics, model and version.)"""
+        """Would grading this source now give this report? (Same files, rubrics, models, version and code.)"""
         return (
             report.input_sha256 == source_sha256(source)
             and report.rubric_sha256 == self.rubrics.sha256
             and report.model == self.model_identity
             and report.grader_version == __version__
+            and report.code_fingerprint == self.fingerprint
         )
 
 

@@ -15,6 +15,7 @@ from grader import __version__
 from grader.cache import Cache, digest
 from grader.embedding import Encoder
 from grader.feedback import written_feedback
+from grader.fingerprint import code_fingerprint
 from grader.options import GradeOptions
 from grader.report import PartResult
 from grader.rubric import RubricSet
@@ -71,13 +72,14 @@ def part_key(index: PartIndex, rubrics: RubricSet, model_identity: str) -> bytes
     """Everything a written part's result depends on, except the answer: a rubric edit elsewhere keeps it.
 
     The part's own definition, its question stem, the other questions' reference sentences
-    (the off-topic contrast), the scoring settings, the model and the grader version.
+    (the off-topic contrast), the scoring settings, the model, the grader version and the
+    fingerprint of the grading code.
     """
     background = [
         t for r, p in rubrics.parts() if p.kind == "written" and r.id != index.rubric.id for t in background_sentences(p)
     ]
     return digest(
-        __version__, model_identity, index.config.model_dump_json(), index.rubric.question or "",
+        __version__, code_fingerprint(), model_identity, index.config.model_dump_json(), index.rubric.question or "",
         index.part.model_dump_json(), "\n".join(background),
     )
 
