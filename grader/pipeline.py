@@ -23,7 +23,7 @@ from grader.cache import Cache
 from grader.code_scorer import CodeScorer
 from grader.fingerprint import code_fingerprint
 from grader.options import GradeOptions
-from grader.parsing import parse_source
+from grader.intake import parse_source
 from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing
 from grader.rubric import RubricSet
 from grader.scorer import RunStats, Scorer, missing_result

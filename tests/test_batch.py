@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from grader.batch import run_batch
-from grader.parsing import discover
+from grader.intake import discover
 from grader.pipeline import GradeOptions, Grader
 from grader.report import StudentReport
 from grader.rubric import load_rubric_dir

@@ -51,7 +51,7 @@ def check(
     """Self-check one submission: per-part points and feedback."""
     options = grade_options(locals())
     from grader.export import report_json
-    from grader.parsing import discover
+    from grader.intake import discover
     from grader.pipeline import Grader
 
     if not file.exists():

@@ -63,7 +63,7 @@ def grade(
     """
     options = grade_options(locals())
     from grader.batch import run_batch
-    from grader.parsing import discover
+    from grader.intake import discover
     from grader.pipeline import Grader
 
     missing = [p for p in submissions if not p.exists()]
