@@ -1,6 +1,6 @@
 """Evaluate the cross-encoder judge as a whole-answer scorer, next to plain MiniLM cosine (same run).
 
-    python training/evaluate_judge.py ../shared/datasets [--model grader-judge-v1] [--json out.json]
+    python training/evaluate_judge.py DATASETS_DIR [--model grader-judge-v1] [--json out.json]
 
 Per student answer: the judge's probability = max over the reference and its alternatives of
 Judge.score((reference, answer)); the baseline = max cosine of the bundled all-MiniLM-L6-v2
@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from train_encoder import DATASET_FILES, Row, read_rows, split_dev  # noqa: E402
+from graded_data import DATASET_FILES, Row, read_rows, split_dev  # noqa: E402
 
 TWO_WAY = [
     ("scientsbank", "SciEntsBank", "test-unseen-answers", "UA"),

@@ -1,6 +1,6 @@
 """Train the cross-encoder judge: P(student text states what the reference states).
 
-    python training/train_judge.py ../shared/datasets --out models/grader-judge-v1 \
+    python training/train_judge.py DATASETS_DIR --out grader/models/grader-judge-v1 \
         --manifest training/judge_manifest.json
 
 Starts from the bundled all-MiniLM-L6-v2 (BERT, 6 layers), reads ``[CLS] reference [SEP]
@@ -14,14 +14,14 @@ head on the mean-pooled last layer, and writes
   hyper-parameters, data-manifest digest, pair counts, git commit, timings.
 
 Data: TRAIN splits only (SciEntsBank ``train``, Beetle ``train``, SAF ``training``; never a test
-split, the course rubrics or tests/data), read with training/train_encoder.py `read_rows`:
+split, the course rubrics or tests/data), read with training/graded_data.py `read_rows`:
 
 * ``real``: one item per student answer with ALL its references (Beetle: every alternative);
   the item's logit is the max over its references (multiple-instance: an answer is right if it
   states one of the acceptable answers, which is how it is scored), label 1/0 (2-way) or SAF
   ``score_norm`` as a soft label for binary cross-entropy;
-* rule-made contradictions (train_encoder.py `perturbations`, `contract`), as in
-  train_encoder.py: ``ans_contra`` (reference, flipped correct answer) 0, ``kp_contra`` (flipped
+* rule-made contradictions (training/negations.py `perturbations`, `contract`):
+  ``ans_contra`` (reference, flipped correct answer) 0, ``kp_contra`` (flipped
   reference, correct answer) 0, ``both_contra`` (flipped reference, same rule on a correct
   answer) 1, ``ref_contra`` (reference sentence, its flip) 0, ``contraction`` ("is not" vs
   "isn't") 1, ``ref_self`` (reference sentence, itself) 1; the "closest" reference of a
@@ -31,7 +31,7 @@ split, the course rubrics or tests/data), read with training/train_encoder.py `r
 
 The frozen lower layers run once per distinct pair and their outputs are cached (fp16), so an
 epoch runs only the trained layers. Seeded (torch, numpy), deterministic algorithms, fixed
-thread count: rerunning on the same machine gives the same weights.
+thread count: rerunning on the same CPU type with the same --threads gives the same weights.
 """
 
 from __future__ import annotations
@@ -58,20 +58,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from train_encoder import (  # noqa: E402
-    Row,
-    base_model_dir,
-    contract,
-    deterministic,
-    extended_mask,
-    git_commit,
-    perturbations,
-    read_rows,
-    run_layer,
-    sha256_file,
-    split_dev,
-    split_sentences,
-)
+from base_model import base_model_dir, extended_mask, run_layer  # noqa: E402
+from graded_data import Row, read_rows, sha256_file, split_dev, split_sentences  # noqa: E402
+from negations import contract, perturbations  # noqa: E402
+from reproducible import deterministic, git_commit  # noqa: E402
 
 from grader.judge import FORMAT, MAX_LENGTH, META_FILE, WEIGHTS_FILE, head_logits, load_base, pad_batch, pair_token_ids  # noqa: E402
 
@@ -426,8 +416,8 @@ def train(args: argparse.Namespace) -> None:
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     if args.manifest:
         args.manifest.write_text(json.dumps({
-            "what": "Data the judge in models/grader-judge-v1 was trained on: train splits of ../shared/datasets "
-                    "(not copied here). Rebuild with training/train_judge.py.",
+            "what": f"Data the judge in {out} was trained on: train splits of the public datasets "
+                    "(not copied here; see training/README.md). Rebuild with training/train_judge.py.",
             **manifest,
             "items": dict(sorted(kinds.items())),
             "distinct_pairs": len(pairs),
