@@ -70,6 +70,19 @@ class CodeScorer:
             )
         return self._grader
 
+    def unavailable(self) -> str | None:
+        """Why the code parts cannot run on this machine (None when they can, or when none are to run).
+
+        Starts the code grader, so the answer is the one every code part would get.
+        """
+        if not self.parts or not self.options.run_code:
+            return None
+        try:
+            self._code_grader()
+        except Exception as exc:  # the same catch as _submit: this is the reason each part would carry
+            return str(exc)
+        return None
+
     def key(self, rubric: Rubric, part: Part, answer: Answer) -> bytes:
         """Everything a code result depends on: the grading code, the part, its reference's bytes and the answer."""
         reference = self.rubrics.reference_path(rubric, part).read_bytes()

@@ -114,6 +114,10 @@ class Grader:
         """Score (part id, answer text) pairs without the cache (see WrittenScorer.score_answers)."""
         return self.written.score_answers(answers)
 
+    def code_unavailable(self) -> str | None:
+        """Why code parts will not be run on this machine (e.g. no bubblewrap), or None."""
+        return self.code.unavailable()
+
     def close(self) -> None:
         for scorer in self.scorers:
             scorer.close()

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from grader.cli.models import loading
+from grader.cli.models import open_grader
 from grader.cli.options import (
     DEFAULT_JUDGE,
     DEFAULT_JUDGE_SCOPE,
@@ -64,7 +64,6 @@ def grade(
     options = grade_options(locals())
     from grader.batch import run_batch
     from grader.intake import discover
-    from grader.pipeline import Grader
 
     missing = [p for p in submissions if not p.exists()]
     if missing:
@@ -75,7 +74,7 @@ def grade(
         err.print(f"[yellow]skipped:[/] {escape(w)}", highlight=False)
     if not sources:
         fail("No submissions found in " + ", ".join(map(str, submissions)), code=1)
-    with loading(lambda: Grader(rubric_set, options)) as grader:
+    with open_grader(rubric_set, options) as grader:
         with Progress(
             TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
             TimeElapsedColumn(), console=err, transient=False,
