@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from grader.export import gradebook_csv, write_student, write_summary
+from grader.export import write_student, write_summary
 from grader.pipeline import Grader, source_sha256, summarize
 from grader.report import ClassSummary, StudentReport
 from grader.submission import SubmissionSource

@@ -40,8 +40,14 @@ def repeatable(result: PartResult) -> bool:
 def code_not_run(part_id: str, part: Part, reason: str) -> PartResult:
     """A code part that could not be run: no points, and the student and the TA read why."""
     return PartResult(
-        part_id=part_id, kind="code", status="error", points=0.0, max_points=part.max_points,
-        confidence=0.0, feedback=[f"This code answer was not run: {reason}"], warnings=[reason],
+        part_id=part_id,
+        kind="code",
+        status="error",
+        points=0.0,
+        max_points=part.max_points,
+        confidence=0.0,
+        feedback=[f"This code answer was not run: {reason}"],
+        warnings=[reason],
     )
 
 
@@ -52,7 +58,9 @@ class CodeScorer:
     written-only grading never loads it.
     """
 
-    def __init__(self, rubrics: RubricSet, options: GradeOptions, cache: Cache | None = None, stats: RunStats | None = None):
+    def __init__(
+        self, rubrics: RubricSet, options: GradeOptions, cache: Cache | None = None, stats: RunStats | None = None
+    ) -> None:
         self.rubrics = rubrics
         self.options = options
         self.cache = cache
@@ -79,7 +87,7 @@ class CodeScorer:
             return None
         try:
             self._code_grader()
-        except Exception as exc:  # the same catch as _submit: this is the reason each part would carry
+        except Exception as exc:  # noqa: BLE001 - as in _submit: the reason each code part would carry
             return str(exc)
         return None
 
@@ -87,7 +95,13 @@ class CodeScorer:
         """Everything a code result depends on: the grading code, the part, its reference's bytes and the answer."""
         reference = self.rubrics.reference_path(rubric, part).read_bytes()
         return digest(
-            __version__, self.fingerprint, "code", part.model_dump_json(), reference, "\0".join(answer.code), answer.text
+            __version__,
+            self.fingerprint,
+            "code",
+            part.model_dump_json(),
+            reference,
+            "\0".join(answer.code),
+            answer.text,
         )
 
     def submit(self, chunk: Sequence[Submission]) -> list[PartResults]:
@@ -118,7 +132,7 @@ class CodeScorer:
             return done(code_not_run(part_id, part, "code grading is switched off (--no-code)"))
         try:
             running = self._code_grader().submit(rubric, part, answer, submission.student_id)
-        except Exception as exc:  # sandbox unavailable: one clear reason on every code part
+        except Exception as exc:  # noqa: BLE001 - sandbox unavailable: one clear reason on every code part
             return done(code_not_run(part_id, part, str(exc)))
         return self._settled(part_id, part, running, key)
 
@@ -130,7 +144,7 @@ class CodeScorer:
         def finish(future: Future[PartResult]) -> None:
             try:
                 value = future.result()
-            except Exception as exc:  # the code grader failed on this answer: say so, keep the rest
+            except Exception as exc:  # noqa: BLE001 - the code grader failed on this answer: say so, keep the rest
                 value = code_not_run(part_id, part, f"code grader error: {type(exc).__name__}: {exc}")
             try:
                 if key is not None and cache is not None and repeatable(value):

@@ -21,8 +21,16 @@ from grader.artifacts import (
 )
 
 __all__ = [
-    "MODELS_DIR", "BaseMismatch", "bundled_base_dir", "check_base", "file_sha256", "find_finetuned", "find_model_dir",
-    "is_finetuned_dir", "load_finetuned", "read_model_meta",
+    "MODELS_DIR",
+    "BaseMismatch",
+    "bundled_base_dir",
+    "check_base",
+    "file_sha256",
+    "find_finetuned",
+    "find_model_dir",
+    "is_finetuned_dir",
+    "load_finetuned",
+    "read_model_meta",
 ]
 
 META_FILE = "grader_delta.json"

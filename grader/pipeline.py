@@ -22,9 +22,9 @@ from grader import __version__
 from grader.cache import Cache
 from grader.code_scorer import CodeScorer
 from grader.fingerprint import code_fingerprint
-from grader.options import GradeOptions
 from grader.intake import parse_source
-from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing
+from grader.options import GradeOptions
+from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing, UnassignedText
 from grader.rubric import RubricSet
 from grader.scorer import RunStats, Scorer, missing_result
 from grader.submission import Layout, Submission, SubmissionError, SubmissionSource
@@ -84,7 +84,7 @@ class Grader:
     def __init__(
         self, rubrics: RubricSet, options: GradeOptions | None = None, encoder: Encoder | None = None,
         judge: Judge | None = None,
-    ):
+    ) -> None:
         self.rubrics = rubrics
         self.options = options or GradeOptions()
         self.cache = Cache(self.options.cache_dir) if self.options.cache_dir else None
@@ -157,7 +157,7 @@ class Grader:
             submission = self.parse(source)
         except SubmissionError as exc:
             return self._failed(source, str(exc), started, input_sha256)
-        except Exception as exc:  # a parser bug must not cost the batch: report it for this student
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not cost the batch: report it for this student
             return self._failed(source, f"internal parser error: {type(exc).__name__}: {exc}", started, input_sha256)
         timing = Timing(parse_s=round(time.perf_counter() - started, 4))
         return _Pending(source, submission, {}, timing, started, input_sha256)
@@ -205,7 +205,9 @@ class Grader:
                         progress(report.student_id)
                     yield report
 
-    def grade_sources(self, sources: Sequence[SubmissionSource], progress: Progress | None = None) -> list[StudentReport]:
+    def grade_sources(
+        self, sources: Sequence[SubmissionSource], progress: Progress | None = None
+    ) -> list[StudentReport]:
         """Grade many students and return all reports (see grade_stream to handle them as they come)."""
         return list(self.grade_stream(sources, progress))
 
@@ -227,7 +229,7 @@ class Grader:
             files=item.submission.files,
             status="graded",
             parts=results,
-            unassigned=[{"text": u.text, "origin": u.origin} for u in item.submission.unassigned],
+            unassigned=[UnassignedText(text=u.text, origin=u.origin) for u in item.submission.unassigned],
             warnings=item.submission.warnings,
             total=total,
             max_total=max_total,
@@ -283,7 +285,11 @@ def summarize(reports: Sequence[StudentReport], rubrics: RubricSet, model: str, 
         mean_total=round(float(totals.mean()), 3) if totals.size else None,
         mean_percent=round(float(100 * totals.mean() / rubrics.max_points), 2) if totals.size else None,
         parts=parts,
-        failures=[Failure(student_id=r.student_id, files=r.files, error=r.error or "") for r in reports if r.status == "failed"],
+        failures=[
+            Failure(student_id=r.student_id, files=r.files, error=r.error or "")
+            for r in reports
+            if r.status == "failed"
+        ],
         grader_version=__version__,
         rubric_sha256=rubrics.sha256,
         model=model,

@@ -76,11 +76,19 @@ def part_key(index: PartIndex, rubrics: RubricSet, model_identity: str) -> bytes
     fingerprint of the grading code.
     """
     background = [
-        t for r, p in rubrics.parts() if p.kind == "written" and r.id != index.rubric.id for t in background_sentences(p)
+        t
+        for r, p in rubrics.parts()
+        if p.kind == "written" and r.id != index.rubric.id
+        for t in background_sentences(p)
     ]
     return digest(
-        __version__, code_fingerprint(), model_identity, index.config.model_dump_json(), index.rubric.question or "",
-        index.part.model_dump_json(), "\n".join(background),
+        __version__,
+        code_fingerprint(),
+        model_identity,
+        index.config.model_dump_json(),
+        index.rubric.question or "",
+        index.part.model_dump_json(),
+        "\n".join(background),
     )
 
 
@@ -92,9 +100,14 @@ class WrittenScorer:
     """
 
     def __init__(
-        self, rubrics: RubricSet, options: GradeOptions, cache: Cache | None = None, stats: RunStats | None = None,
-        encoder: Encoder | None = None, judge: Judge | None = None,
-    ):
+        self,
+        rubrics: RubricSet,
+        options: GradeOptions,
+        cache: Cache | None = None,
+        stats: RunStats | None = None,
+        encoder: Encoder | None = None,
+        judge: Judge | None = None,
+    ) -> None:
         self.options = options
         self.cache = cache
         self.stats = stats or RunStats()
@@ -145,9 +158,14 @@ class WrittenScorer:
         assessments = [assess(self.indexes[pid], text, self.encoder) for pid, text in answers]
         if self.judge is not None:  # one batched judge call; judged() then reads the judge's memo
             t0 = time.perf_counter()
-            self.judge.score([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
+            self.judge.score(
+                [p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)]
+            )
             self.stats.judge_s += time.perf_counter() - t0
-        return [part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge)) for (pid, _), a in zip(answers, assessments)]
+        return [
+            part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge))
+            for (pid, _), a in zip(answers, assessments)
+        ]
 
     def close(self) -> None:
         """Unlink the judge from the cache the Grader is about to close (the models stay loaded for reuse)."""

@@ -66,10 +66,25 @@ def test_a_retired_fine_tuned_encoder_is_a_clear_error(tmp_path):
 
 def test_the_wheel_carries_the_models_and_templates_but_not_the_example_course(tmp_path):
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "out", "build", "*.egg-info"))
+    shutil.copytree(
+        ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "out", "build", "*.egg-info")
+    )
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(source)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("grader-*.whl")

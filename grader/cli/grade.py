@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -39,7 +39,9 @@ from grader.report import ClassSummary, StudentReport
 
 def grade(
     submissions: Annotated[list[Path], typer.Argument(help="Submission files or directories of them.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where reports, gradebook and summary go.")] = Path("out"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where reports, gradebook and summary go.")] = Path(
+        "out"
+    ),
     rubrics: RubricsOption = None,
     model: ModelOption = GRADE_DEFAULTS.model,
     max_bytes: MaxBytesOption = GRADE_DEFAULTS.max_bytes,
@@ -76,12 +78,20 @@ def grade(
         fail("No submissions found in " + ", ".join(map(str, submissions)), code=1)
     with open_grader(rubric_set, options) as grader:
         with Progress(
-            TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            TimeElapsedColumn(), console=err, transient=False,
+            TextColumn("[bold]grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
         ) as bar:
             task = bar.add_task("", total=len(sources))
             outcome = run_batch(
-                grader, sources, out_dir, resume=not fresh,
+                grader,
+                sources,
+                out_dir,
+                resume=not fresh,
                 progress=lambda sid: bar.update(task, advance=1, description=sid),
             )
     print_summary(outcome.reports, outcome.summary)

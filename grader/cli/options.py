@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Optional, get_args
+from typing import Annotated, Any, get_args
 
 import typer
 from pydantic import ValidationError
@@ -27,19 +27,22 @@ def _help(name: str) -> str:
 
 
 RubricsOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
-        "--rubrics", "-r",
+        "--rubrics",
+        "-r",
         help="Directory of rubric YAML files (default: the example course's rubrics/, when run from a checkout).",
     ),
 ]
 ModelOption = Annotated[str, typer.Option("--model", help=_help("model"))]
 MaxBytesOption = Annotated[int, typer.Option("--max-bytes", min=1, help=_help("max_bytes"))]
-NoCodeOption = Annotated[bool, typer.Option("--no-code", help="Do not run code answers (they are reported as not run).")]
+NoCodeOption = Annotated[
+    bool, typer.Option("--no-code", help="Do not run code answers (they are reported as not run).")
+]
 UnsandboxedOption = Annotated[bool, typer.Option("--allow-unsandboxed", help=_help("allow_unsandboxed"))]
 CodeWorkersOption = Annotated[int, typer.Option("--code-workers", min=1, help=_help("code_workers"))]
 CacheDirOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--cache-dir", help="Embedding/result cache (default: $GRADER_CACHE_DIR or ~/.cache/grader)."),
 ]
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Keep nothing on disk between runs.")]
@@ -47,10 +50,15 @@ ChunkSizeOption = Annotated[int, typer.Option("--chunk-size", min=1, help=_help(
 Int8Option = Annotated[bool, typer.Option("--int8", help=_help("int8"))]
 JudgeOption = Annotated[
     str,
-    typer.Option("--judge", help="Cross-encoder that re-weighs the evidence: a model shipped with grader, by name, or a path."),
+    typer.Option(
+        "--judge", help="Cross-encoder that re-weighs the evidence: a model shipped with grader, by name, or a path."
+    ),
 ]
 NoJudgeOption = Annotated[
-    bool, typer.Option("--no-judge", help="Similarity only, no cross-encoder: about 1.6x faster on CPU, a little less accurate.")
+    bool,
+    typer.Option(
+        "--no-judge", help="Similarity only, no cross-encoder: about 1.6x faster on CPU, a little less accurate."
+    ),
 ]
 JudgeScopeOption = Annotated[
     str,

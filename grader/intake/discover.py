@@ -9,7 +9,6 @@ from pathlib import Path
 from grader.intake.filetypes import BINARY_HINTS, FORMATS, SUPPORTED_TEXT
 from grader.submission import SubmissionSource
 
-
 _PART_FILE_RE = re.compile(
     r"^(?P<prefix>.*?)[\s_.\-]*(?:question|q)[\s_.\-]*(?P<num>\d{1,3})[\s_.\-]*"
     r"(?:\((?P<l1>[a-z])\)|(?P<l2>[a-z]))$",

@@ -18,11 +18,27 @@ from grader.intake.discover import part_from_filename
 from grader.intake.segment import question_map, segment, segment_units
 from grader.submission import Answer, Layout, SubmissionError, Unassigned
 
-
 _FM_LINE = re.compile(r"^\s*(?:(?P<key>[A-Za-z_][\w\-]*)\s*:.*)?$")
 _FM_KEYS = {
-    "student", "student_id", "student-id", "id", "name", "author", "title", "date", "course", "email",
-    "assignment", "homework", "section", "group", "semester", "term", "class", "subject", "version",
+    "student",
+    "student_id",
+    "student-id",
+    "id",
+    "name",
+    "author",
+    "title",
+    "date",
+    "course",
+    "email",
+    "assignment",
+    "homework",
+    "section",
+    "group",
+    "semester",
+    "term",
+    "class",
+    "subject",
+    "version",
 }
 
 
@@ -144,10 +160,10 @@ def read_pdf(data: bytes, name: str, layout: Layout, notes: list[str]) -> FileRe
                 reader = PdfReader(io.BytesIO(data), strict=False)
                 if reader.is_encrypted:
                     try:
-                        ok = reader.decrypt("")
+                        opened = bool(reader.decrypt(""))  # PasswordType.NOT_DECRYPTED is 0
                     except Exception:  # noqa: BLE001 - any failure means we cannot open it
-                        ok = 0
-                    if not ok:
+                        opened = False
+                    if not opened:
                         raise SubmissionError(f"{name}: the PDF is password-protected; ask for an unprotected copy")
                 pages = list(reader.pages)
             except SubmissionError:

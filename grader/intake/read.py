@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 from grader.intake.decode import read_bytes
 from grader.intake.filetypes import FORMATS
 from grader.intake.formats import FileResult, read_notebook, read_pdf, read_python, read_text_file
-from grader.submission import MAX_FILE_BYTES, Answer, Layout, Submission, SubmissionError, SubmissionSource
+from grader.submission import (
+    MAX_FILE_BYTES,
+    Answer,
+    Layout,
+    Submission,
+    SubmissionError,
+    SubmissionFormat,
+    SubmissionSource,
+)
 
 
 def _display_names(paths: list[Path]) -> list[str]:
@@ -79,7 +88,7 @@ def parse_source(source: SubmissionSource, layout: Layout, *, max_bytes: int = M
             notes.append(f"student id '{student}' taken from the file (it was found as '{source.student_id}')")
 
     formats = {r.fmt for r in results}
-    fmt = formats.pop() if len(formats) == 1 else "mixed"
+    fmt = cast(SubmissionFormat, formats.pop() if len(formats) == 1 else "mixed")
     answers = _merge_answers([a for r in results for a in r.answers], layout)
     unassigned = [u for r in results for u in r.unassigned]
     return Submission(

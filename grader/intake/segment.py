@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from grader.intake.decode import clean_text
 from grader.submission import Answer, Layout, Unassigned
 
-
 _EMPH = r"(?:\*\*|__|\*|_)"
 _DECOR_RE = re.compile(r"#{1,6}[ \t]*|>[ \t]*|[-*+•·▪●◦‣–][ \t]+|\*\*|__|\*|_")
 _STRAY_RE = re.compile(r"[-*+•·▪●◦‣–—_=~#>]+")
@@ -336,7 +335,7 @@ def segment_units(
 class _Segmenter:
     """One pass over a document's lines: the open block, and where in the layout the student is."""
 
-    def __init__(self, layout: Layout):
+    def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self.qmap = question_map(layout)
         self.qname = {key: num for num, key in self.qmap.items()}
@@ -423,8 +422,13 @@ class _Segmenter:
         if lab.letter not in parts and self._continues_past_layout(lab, parts, prev_shape):
             num = self.qname.get(q, q)
             self.open_block(
-                _Block("unknown_part", q=q, note=f"Question {num} has no part {lab.letter} in the rubrics",
-                       lines=[(i, raw)], start=i)
+                _Block(
+                    "unknown_part",
+                    q=q,
+                    note=f"Question {num} has no part {lab.letter} in the rubrics",
+                    lines=[(i, raw)],
+                    start=i,
+                )
             )
             self.last_letter = lab.letter
             return
@@ -542,7 +546,7 @@ def _collect(
         else:
             lst.append([bi])
 
-    order = {}
+    order: dict[str, int] = {}
     for qk, ps in layout.items():
         for p in ps:
             order.setdefault(f"{qk}.{p}", len(order))
