@@ -49,7 +49,7 @@ RUBRICS = ROOT / "rubrics"
 
 # -- synthetic class ------------------------------------------------------------------------------
 def _answer_pools():
-    from grader.parsing import discover, parse_source
+    from grader.intake import discover, parse_source
     from grader.pipeline import layout_of
     from grader.rubric import load_rubric_dir
     from grader.sentences import split_sentences
@@ -119,7 +119,7 @@ def generate_class(n: int, directory: Path, seed: int = 0, with_code: bool = Tru
 # -- workers (each in its own process) ------------------------------------------------------------
 def worker_grade(args: argparse.Namespace) -> dict:
     from grader.batch import run_batch
-    from grader.parsing import discover
+    from grader.intake import discover
     from grader.pipeline import GradeOptions, Grader
     from grader.rubric import load_rubric_dir
 

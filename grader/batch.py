@@ -3,7 +3,7 @@
 Each student's report is written atomically the moment it is complete, so a run
 killed at any point (even kill -9) leaves only whole reports. Started again on the
 same directory, it keeps every report that still applies (same files, rubrics,
-model and grader version: see Grader.is_current) and grades the rest; the
+models, grader version and grading code: see Grader.is_current) and grades the rest; the
 gradebook and summary are then rebuilt from all of them.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from grader.export import gradebook_csv, write_student, write_summary
+from grader.export import write_student, write_summary
 from grader.pipeline import Grader, source_sha256, summarize
 from grader.report import ClassSummary, StudentReport
 from grader.submission import SubmissionSource

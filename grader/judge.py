@@ -31,7 +31,7 @@ import numpy as np
 
 from grader.cache import Cache, digest
 from grader.embedding import default_device
-from grader.finetuned import MODELS_DIR, BaseMismatch, bundled_base_dir, check_base, file_sha256, find_model_dir, read_model_meta
+from grader.artifacts import MODELS_DIR, BaseMismatch, bundled_base_dir, check_base, file_sha256, find_model_dir, read_model_meta
 
 FORMAT = "grader-judge-v2"
 META_FILE = "grader_judge.json"

@@ -27,17 +27,22 @@ class GradeOptions(BaseModel):
     max_bytes: int = Field(default=MAX_FILE_BYTES, gt=0, description="Largest submission file accepted, in bytes.")
     run_code: bool = Field(default=True, description="Run code parts in the sandbox (else report them ungraded).")
     allow_unsandboxed: bool = Field(
-        default=False, description="Run student code even if the sandbox's protections are missing on this machine (unsafe)."
+        default=False,
+        description="Run student code even if the sandbox's protections are missing on this machine (unsafe).",
     )
     code_workers: int = Field(
         default=1, ge=1, description="Code answers run at once, each in its own warm sandbox (about one core each)."
     )
     cache_dir: Path | None = Field(default=None, description="Embedding and result cache (SQLite); None: memory only.")
-    int8: bool = Field(default=False, description="Faster CPU encoder: int8-quantised Linear layers (agreement in docs/benchmarks.md).")
+    int8: bool = Field(
+        default=False, description="Faster CPU encoder: int8-quantised Linear layers (agreement in docs/benchmarks.md)."
+    )
     judge: str | None = Field(
         default=DEFAULT_JUDGE,
         description="Cross-encoder that re-weighs the evidence: a model shipped with grader, by name, or a path; "
         "None: similarity only.",
     )
-    chunk_size: int = Field(default=64, ge=1, description="Students parsed, encoded and written together (memory vs. speed).")
+    chunk_size: int = Field(
+        default=64, ge=1, description="Students parsed, encoded and written together (memory vs. speed)."
+    )
     memo_limit: int = Field(default=50_000, ge=0, description="Student-text vectors kept in memory between chunks.")

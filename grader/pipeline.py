@@ -21,9 +21,10 @@ import numpy as np
 from grader import __version__
 from grader.cache import Cache
 from grader.code_scorer import CodeScorer
+from grader.fingerprint import code_fingerprint
+from grader.intake import parse_source
 from grader.options import GradeOptions
-from grader.parsing import parse_source
-from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing
+from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing, UnassignedText
 from grader.rubric import RubricSet
 from grader.scorer import RunStats, Scorer, missing_result
 from grader.submission import Layout, Submission, SubmissionError, SubmissionSource
@@ -83,7 +84,7 @@ class Grader:
     def __init__(
         self, rubrics: RubricSet, options: GradeOptions | None = None, encoder: Encoder | None = None,
         judge: Judge | None = None,
-    ):
+    ) -> None:
         self.rubrics = rubrics
         self.options = options or GradeOptions()
         self.cache = Cache(self.options.cache_dir) if self.options.cache_dir else None
@@ -93,6 +94,7 @@ class Grader:
         self.scorers: tuple[Scorer, ...] = (self.code, self.written)
         """In submission order: code first, so the sandbox works while the encoder does."""
         self.model_identity = self.written.identity
+        self.fingerprint = code_fingerprint()
         self.layout = layout_of(rubrics)
 
     # the written scorer's models, for callers that score answers directly (evaluation, tests)
@@ -111,6 +113,10 @@ class Grader:
     def score_answers(self, answers: Sequence[tuple[str, str]]) -> list[PartResult]:
         """Score (part id, answer text) pairs without the cache (see WrittenScorer.score_answers)."""
         return self.written.score_answers(answers)
+
+    def code_unavailable(self) -> str | None:
+        """Why code parts will not be run on this machine (e.g. no bubblewrap), or None."""
+        return self.code.unavailable()
 
     def close(self) -> None:
         for scorer in self.scorers:
@@ -138,6 +144,7 @@ class Grader:
             max_total=self.rubrics.max_points,
             timing=Timing(total_s=round(time.perf_counter() - started, 4)),
             grader_version=__version__,
+            code_fingerprint=self.fingerprint,
             rubric_sha256=self.rubrics.sha256,
             model=self.model_identity,
             input_sha256=input_sha256,
@@ -150,7 +157,7 @@ class Grader:
             submission = self.parse(source)
         except SubmissionError as exc:
             return self._failed(source, str(exc), started, input_sha256)
-        except Exception as exc:  # a parser bug must not cost the batch: report it for this student
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not cost the batch: report it for this student
             return self._failed(source, f"internal parser error: {type(exc).__name__}: {exc}", started, input_sha256)
         timing = Timing(parse_s=round(time.perf_counter() - started, 4))
         return _Pending(source, submission, {}, timing, started, input_sha256)
@@ -198,7 +205,9 @@ class Grader:
                         progress(report.student_id)
                     yield report
 
-    def grade_sources(self, sources: Sequence[SubmissionSource], progress: Progress | None = None) -> list[StudentReport]:
+    def grade_sources(
+        self, sources: Sequence[SubmissionSource], progress: Progress | None = None
+    ) -> list[StudentReport]:
         """Grade many students and return all reports (see grade_stream to handle them as they come)."""
         return list(self.grade_stream(sources, progress))
 
@@ -220,25 +229,27 @@ class Grader:
             files=item.submission.files,
             status="graded",
             parts=results,
-            unassigned=[{"text": u.text, "origin": u.origin} for u in item.submission.unassigned],
+            unassigned=[UnassignedText(text=u.text, origin=u.origin) for u in item.submission.unassigned],
             warnings=item.submission.warnings,
             total=total,
             max_total=max_total,
             percent=round(100 * total / max_total, 2) if max_total else 0.0,
             timing=item.timing,
             grader_version=__version__,
+            code_fingerprint=self.fingerprint,
             rubric_sha256=self.rubrics.sha256,
             model=self.model_identity,
             input_sha256=item.input_sha256,
         )
 
     def is_current(self, report: StudentReport, source: SubmissionSource) -> bool:
-        """Would grading this source now give this report? (Same files, rubrics, model and version.)"""
+        """Would grading this source now give this report? (Same files, rubrics, models, version and code.)"""
         return (
             report.input_sha256 == source_sha256(source)
             and report.rubric_sha256 == self.rubrics.sha256
             and report.model == self.model_identity
             and report.grader_version == __version__
+            and report.code_fingerprint == self.fingerprint
         )
 
 
@@ -274,7 +285,11 @@ def summarize(reports: Sequence[StudentReport], rubrics: RubricSet, model: str, 
         mean_total=round(float(totals.mean()), 3) if totals.size else None,
         mean_percent=round(float(100 * totals.mean() / rubrics.max_points), 2) if totals.size else None,
         parts=parts,
-        failures=[Failure(student_id=r.student_id, files=r.files, error=r.error or "") for r in reports if r.status == "failed"],
+        failures=[
+            Failure(student_id=r.student_id, files=r.files, error=r.error or "")
+            for r in reports
+            if r.status == "failed"
+        ],
         grader_version=__version__,
         rubric_sha256=rubrics.sha256,
         model=model,

@@ -143,6 +143,9 @@ class StudentReport(BaseModel):
     percent: float = 0.0
     timing: Timing = Field(default_factory=Timing)
     grader_version: str
+    code_fingerprint: str = Field(
+        default="", description="Hash of the grading code's source (grader.fingerprint): other code regrades the student."
+    )
     rubric_sha256: str
     model: str = Field(description="Embedding model identity used for written parts.")
     input_sha256: str | None = Field(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -83,7 +84,7 @@ class ScoringOverrides(StrictModel):
     misconception_threshold: float | None = Field(default=None, ge=-1, le=1)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ScoringOverrides":
+    def _ordered(self) -> ScoringOverrides:
         if self.match_low is not None and self.match_high is not None and self.match_low >= self.match_high:
             raise ValueError("match_low must be below match_high")
         return self
@@ -121,7 +122,7 @@ class TensorInput(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _range(self) -> "TensorInput":
+    def _range(self) -> TensorInput:
         if self.low >= self.high:
             raise ValueError("low must be below high")
         for dim in self.shape:
@@ -197,7 +198,7 @@ class CodeSpec(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> "CodeSpec":
+    def _consistent(self) -> CodeSpec:
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate input names: {_duplicates(names)}")
@@ -229,7 +230,7 @@ class Part(StrictModel):
     scoring: ScoringOverrides | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Part":
+    def _consistent(self) -> Part:
         for i, kp in enumerate(self.key_points, 1):
             if kp.id is None:
                 kp.id = f"kp{i}"
@@ -238,7 +239,7 @@ class Part(StrictModel):
                 m.id = f"m{i}"
         ids = [kp.id for kp in self.key_points] + [m.id for m in self.misconceptions]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate key point / misconception ids: {_duplicates(ids)}")
+            raise ValueError(f"duplicate key point / misconception ids: {_duplicates([str(i) for i in ids])}")
         if self.kind == "written":
             if not self.key_points:
                 raise ValueError("a written part needs at least one key point")
@@ -324,7 +325,7 @@ class RubricSet(BaseModel):
 class RubricError(Exception):
     """A rubric problem, already phrased as ``file: field.path: reason`` lines."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
 
@@ -349,7 +350,7 @@ def _loc(loc: tuple[str | int, ...]) -> str:
     return out
 
 
-def _message(err: dict) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     msg: str = err["msg"]
     if err["type"] == "string_type" and isinstance(err.get("input"), bool):
         return "YAML read this as true/false (yes/no/on/off): quote it, e.g. 'yes'"

@@ -60,6 +60,11 @@ def done(result: PartResult) -> Future[PartResult]:
 def missing_result(part_id: str, part: Part) -> PartResult:
     """The result of a part the submission does not answer: no points, and the feedback says so."""
     return PartResult(
-        part_id=part_id, kind=part.kind, status="missing", points=0.0, max_points=part.max_points,
-        confidence=1.0, feedback=[MISSING],
+        part_id=part_id,
+        kind=part.kind,
+        status="missing",
+        points=0.0,
+        max_points=part.max_points,
+        confidence=1.0,
+        feedback=[MISSING],
     )

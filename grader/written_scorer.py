@@ -15,6 +15,7 @@ from grader import __version__
 from grader.cache import Cache, digest
 from grader.embedding import Encoder
 from grader.feedback import MISSING, written_feedback
+from grader.fingerprint import code_fingerprint
 from grader.options import GradeOptions
 from grader.report import PartResult
 from grader.rubric import RubricSet
@@ -78,14 +79,23 @@ def part_key(index: PartIndex, rubrics: RubricSet, model_identity: str) -> bytes
     """Everything a written part's result depends on, except the answer: a rubric edit elsewhere keeps it.
 
     The part's own definition, its question stem, the other questions' reference sentences
-    (the off-topic contrast), the scoring settings, the model and the grader version.
+    (the off-topic contrast), the scoring settings, the model, the grader version and the
+    fingerprint of the grading code.
     """
     background = [
-        t for r, p in rubrics.parts() if p.kind == "written" and r.id != index.rubric.id for t in background_sentences(p)
+        t
+        for r, p in rubrics.parts()
+        if p.kind == "written" and r.id != index.rubric.id
+        for t in background_sentences(p)
     ]
     return digest(
-        __version__, model_identity, index.config.model_dump_json(), index.rubric.question or "",
-        index.part.model_dump_json(), "\n".join(background),
+        __version__,
+        code_fingerprint(),
+        model_identity,
+        index.config.model_dump_json(),
+        index.rubric.question or "",
+        index.part.model_dump_json(),
+        "\n".join(background),
     )
 
 
@@ -97,9 +107,14 @@ class WrittenScorer:
     """
 
     def __init__(
-        self, rubrics: RubricSet, options: GradeOptions, cache: Cache | None = None, stats: RunStats | None = None,
-        encoder: Encoder | None = None, judge: Judge | None = None,
-    ):
+        self,
+        rubrics: RubricSet,
+        options: GradeOptions,
+        cache: Cache | None = None,
+        stats: RunStats | None = None,
+        encoder: Encoder | None = None,
+        judge: Judge | None = None,
+    ) -> None:
         self.options = options
         self.cache = cache
         self.stats = stats or RunStats()
@@ -152,7 +167,10 @@ class WrittenScorer:
             t0 = time.perf_counter()
             self.judge.classify([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
             self.stats.judge_s += time.perf_counter() - t0
-        return [part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge)) for (pid, _), a in zip(answers, assessments)]
+        return [
+            part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge))
+            for (pid, _), a in zip(answers, assessments)
+        ]
 
     def close(self) -> None:
         """Unlink the judge from the cache the Grader is about to close (the models stay loaded for reuse)."""

@@ -47,3 +47,21 @@ def written_grader(rubrics: RubricSet, encoder: Encoder, judge):
     grader = Grader(rubrics, GradeOptions(run_code=False), encoder=encoder, judge=judge)
     yield grader
     grader.close()
+
+
+MODEL_FIXTURES = {"encoder", "judge", "written_grader"}
+"""Fixtures that load the models: a test using one is `slow` (the quick loop is `pytest -m "not slow"`)."""
+
+
+def _needs_bubblewrap(item: pytest.Item) -> bool:
+    """Guarded by a skipif that names bubblewrap: the test runs student code in the sandbox."""
+    return any("bubblewrap" in str(mark.kwargs.get("reason", "")) for mark in item.iter_markers("skipif"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by what a test needs, so no test file has to remember to: models are slow, bubblewrap is `sandbox`."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+        if _needs_bubblewrap(item):
+            item.add_marker(pytest.mark.sandbox)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from grader.batch import run_batch
-from grader.parsing import discover
+from grader.intake import discover
 from grader.pipeline import GradeOptions, Grader
 from grader.report import StudentReport
 from grader.rubric import load_rubric_dir
@@ -132,3 +132,52 @@ def test_code_results_are_cached_unless_load_dependent(tmp_path, rubrics, encode
     timeout = next(r for r in second.reports if r.student_id == "hostile_infinite_loop").part("q5.b")
     assert timeout.code.outcome == "timeout"
     assert from_cache == 3  # the timeout depends on machine load: it ran again
+
+
+def _package_copy(tmp_path: Path) -> Path:
+    from grader.fingerprint import package_dir
+
+    copy = tmp_path / "grader"
+    shutil.copytree(package_dir(), copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return copy
+
+
+def test_the_fingerprint_covers_the_grading_code_only(tmp_path):
+    import grader.scoring
+    from grader.fingerprint import code_fingerprint, package_dir
+
+    copy = _package_copy(tmp_path)
+    assert code_fingerprint(copy) == code_fingerprint()  # a fingerprint of content, not of where it lies
+    (copy / "cli" / "grade.py").write_text((copy / "cli" / "grade.py").read_text() + "\n# presentation only\n")
+    assert code_fingerprint(copy) == code_fingerprint()
+    scoring = copy / Path(grader.scoring.__file__).relative_to(package_dir())
+    scoring.write_text(scoring.read_text() + "\n# a scorer change\n")
+    assert code_fingerprint(copy) != code_fingerprint()
+
+
+def test_a_change_to_the_scorer_regrades_instead_of_serving_cached_results(tmp_path, rubrics, encoder, judge, monkeypatch):
+    """An updated grader must not hand out the old scorer's grades from the cache or a resumed run."""
+    from grader import fingerprint, scoring
+
+    sources = [s for s in discover([SUBMISSIONS])[0] if s.student_id in {"kim", "lee"}]
+    options = GradeOptions(run_code=False, cache_dir=tmp_path / "cache")
+    out = tmp_path / "out"
+    with Grader(rubrics, options, encoder=encoder, judge=judge) as grader:
+        first = run_batch(grader, sources, out, resume=False)
+        scored = grader.stats.n_parts_scored
+    assert scored > 0
+    with Grader(rubrics, options, encoder=encoder, judge=judge) as grader:
+        assert run_batch(grader, sources, out).reused == len(sources)  # same code: reports still current
+        run_batch(grader, sources, tmp_path / "again", resume=False)
+        assert grader.stats.n_parts_from_cache == scored and grader.stats.n_parts_scored == 0  # and cached
+
+    copy = _package_copy(tmp_path)
+    edited = copy / Path(scoring.__file__).relative_to(fingerprint.package_dir())
+    edited.write_text(edited.read_text() + "\n# the scorer changed\n")
+    monkeypatch.setattr(fingerprint, "package_dir", lambda: copy)
+    with Grader(rubrics, options, encoder=encoder, judge=judge) as grader:
+        second = run_batch(grader, sources, out)
+        assert second.reused == 0  # no report of the old code is kept ...
+        assert grader.stats.n_parts_from_cache == 0 and grader.stats.n_parts_scored == scored  # ... nor a cached part
+    assert {r.code_fingerprint for r in second.reports} == {grader.fingerprint}
+    assert grader.fingerprint != first.reports[0].code_fingerprint

@@ -252,3 +252,24 @@ def test_validate_runs_every_code_reference(tmp_path):
     assert result.exit_code == 2
     said = " ".join(result.output.split())
     assert "Reference problems" in said and "q3.b" in said
+
+
+def test_a_machine_without_the_sandbox_is_told_once_and_loudly(monkeypatch, written_grader):
+    """No bubblewrap: one prominent line before grading says code parts are not graded and why."""
+    from grader import sandbox
+
+    monkeypatch.setattr(sandbox, "_find_bwrap", lambda: None)
+    sandbox.detect(refresh=True)
+    try:
+        result = runner.invoke(app, ["check", str(SUBMISSIONS / "lee.md"), "--json", "--no-judge"])
+    finally:
+        monkeypatch.undo()
+        sandbox.detect(refresh=True)
+    assert result.exit_code == 0
+    said = " ".join(result.stderr.split())
+    assert said.count("Code parts will not be graded:") == 1 and "bubblewrap" in said
+    report = StudentReport.model_validate_json(result.stdout)
+    q3b = report.part("q3.b")
+    assert q3b.status == "error" and "bubblewrap" in q3b.feedback[0]
+    quiet = runner.invoke(app, ["check", str(SUBMISSIONS / "lee.md"), "--json", "--no-judge", "--no-code"])
+    assert "Code parts will not be graded" not in quiet.stderr  # --no-code: the user asked for it

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.finetuned import MODELS_DIR, BaseMismatch, bundled_base_dir
+from grader.artifacts import MODELS_DIR, BaseMismatch, bundled_base_dir
 from grader.judge import CONTRADICT, ENTAIL, META_FILE, NEUTRAL, Judge, JudgeNotFound, find_judge
 
 NAME = "grader-judge-v2"

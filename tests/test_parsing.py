@@ -1,4 +1,4 @@
-"""Tests of grader.parsing: discovery, file reading, and segmentation into part answers.
+"""Tests of grader.intake: discovery, file reading, and segmentation into part answers.
 
 Fixtures are written here in the style of real PDF-extracted submissions (headings "Question N",
 "- a)" parts, LaTeX, page breaks, stray bullets); nothing is read from outside the repository.
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from grader.parsing import discover, parse_source, part_from_filename, segment
+from grader.intake import discover, parse_source, part_from_filename, segment
 from grader.submission import SubmissionError, SubmissionSource
 
 LAYOUT = {

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from grader import __version__
-from grader.cli import check, eval as eval_verb, grade, new_rubric, schema, validate
+from grader.cli import check, grade, new_rubric, schema, validate
+from grader.cli import eval as eval_verb
 from grader.cli.output import out
 
 app = typer.Typer(

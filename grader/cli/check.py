@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from grader.cli.models import loading
+from grader.cli.models import open_grader
 from grader.cli.options import (
     DEFAULT_JUDGE,
     GRADE_DEFAULTS,
@@ -48,8 +48,7 @@ def check(
     """Self-check one submission: per-part points and feedback."""
     options = grade_options(locals())
     from grader.export import report_json
-    from grader.parsing import discover
-    from grader.pipeline import Grader
+    from grader.intake import discover
 
     if not file.exists():
         fail(f"Not found: {file}")
@@ -57,7 +56,7 @@ def check(
     sources, _ = discover([file])
     if len(sources) != 1:
         fail(f"Expected one submission in {file}, found {len(sources)}.")
-    with loading(lambda: Grader(rubric_set, options)) as grader:
+    with open_grader(rubric_set, options) as grader:
         (report,) = grader.grade_sources(sources)
     if as_json:
         sys.stdout.write(report_json(report) + "\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.table import Table
@@ -22,7 +22,7 @@ from grader.cli.options import (
 from grader.cli.output import fail, out
 
 if TYPE_CHECKING:
-    from grader.evaluation import EvalResult
+    from grader.evaluation import EvalResult, KeypointMode
 
 KEYPOINT_MODES = ("sentences", "whole")
 
@@ -30,17 +30,22 @@ KEYPOINT_MODES = ("sentences", "whole")
 def eval_(
     dataset: Annotated[Path, typer.Argument(help="CSV of human-graded answers (see grader.evaluation).")],
     max_score: Annotated[
-        Optional[float], typer.Option("--max-score", help="Maximum points of every question (overrides the CSV).")
+        float | None, typer.Option("--max-score", help="Maximum points of every question (overrides the CSV).")
     ] = None,
     exemplars: Annotated[
-        int, typer.Option("--exemplars", help="Graded answers per question handed to the scorer (removed from the evaluation).")
+        int,
+        typer.Option(
+            "--exemplars", help="Graded answers per question handed to the scorer (removed from the evaluation)."
+        ),
     ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the exemplar draw and --limit sampling.")] = 0,
     split: Annotated[
-        Optional[str], typer.Option("--split", help="Evaluate only this split (e.g. test-unseen-answers or UQ; default: all rows).")
+        str | None,
+        typer.Option("--split", help="Evaluate only this split (e.g. test-unseen-answers or UQ; default: all rows)."),
     ] = None,
     keypoints: Annotated[
-        str, typer.Option("--keypoints", help="Key points per question: sentences (one per reference sentence) or whole.")
+        str,
+        typer.Option("--keypoints", help="Key points per question: sentences (one per reference sentence) or whole."),
     ] = KEYPOINT_MODES[0],
     as_json: JsonOption = False,
     predictions_file: Annotated[
@@ -48,7 +53,8 @@ def eval_(
         typer.Option("--predictions", help="Write one CSV row per evaluated answer: gold, predicted, confidence, flags."),
     ] = None,
     limit: Annotated[
-        Optional[int], typer.Option("--limit", help="Evaluate a seeded sample of N rows (and fit on at most N train rows).")
+        int | None,
+        typer.Option("--limit", help="Evaluate a seeded sample of N rows (and fit on at most N train rows)."),
     ] = None,
     model: ModelOption = GRADE_DEFAULTS.model,
     int8: Int8Option = GRADE_DEFAULTS.int8,
@@ -65,9 +71,16 @@ def eval_(
     try:
         result: EvalResult = loading(
             lambda: evaluate(
-                dataset, split=split, max_score=max_score, exemplars=exemplars, seed=seed,
-                keypoints=keypoints, limit=limit, encoder=Encoder(model, int8=int8),  # type: ignore[arg-type]
-                judge=None if no_judge else load_judge(judge), return_predictions=True,
+                dataset,
+                split=split,
+                max_score=max_score,
+                exemplars=exemplars,
+                seed=seed,
+                keypoints=cast("KeypointMode", keypoints),  # checked above
+                limit=limit,
+                encoder=Encoder(model, int8=int8),
+                judge=None if no_judge else load_judge(judge),
+                return_predictions=True,
             )
         )  # type: ignore[assignment]
     except EvalError as exc:

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from grader.cli.models import loading
+from grader.cli.models import open_grader
 from grader.cli.options import (
     DEFAULT_JUDGE,
     GRADE_DEFAULTS,
@@ -37,7 +37,9 @@ from grader.report import ClassSummary, StudentReport
 
 def grade(
     submissions: Annotated[list[Path], typer.Argument(help="Submission files or directories of them.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where reports, gradebook and summary go.")] = Path("out"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where reports, gradebook and summary go.")] = Path(
+        "out"
+    ),
     rubrics: RubricsOption = None,
     model: ModelOption = GRADE_DEFAULTS.model,
     max_bytes: MaxBytesOption = GRADE_DEFAULTS.max_bytes,
@@ -60,8 +62,7 @@ def grade(
     """
     options = grade_options(locals())
     from grader.batch import run_batch
-    from grader.parsing import discover
-    from grader.pipeline import Grader
+    from grader.intake import discover
 
     missing = [p for p in submissions if not p.exists()]
     if missing:
@@ -72,14 +73,22 @@ def grade(
         err.print(f"[yellow]skipped:[/] {escape(w)}", highlight=False)
     if not sources:
         fail("No submissions found in " + ", ".join(map(str, submissions)), code=1)
-    with loading(lambda: Grader(rubric_set, options)) as grader:
+    with open_grader(rubric_set, options) as grader:
         with Progress(
-            TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            TimeElapsedColumn(), console=err, transient=False,
+            TextColumn("[bold]grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
         ) as bar:
             task = bar.add_task("", total=len(sources))
             outcome = run_batch(
-                grader, sources, out_dir, resume=not fresh,
+                grader,
+                sources,
+                out_dir,
+                resume=not fresh,
                 progress=lambda sid: bar.update(task, advance=1, description=sid),
             )
     print_summary(outcome.reports, outcome.summary)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from grader.cli.output import fail
+from rich.markup import escape
+
+from grader.cli.output import err, fail
 from grader.embedding import ModelNotFound
 from grader.judge import JudgeNotFound
+from grader.options import GradeOptions
+from grader.rubric import RubricSet
+
+if TYPE_CHECKING:
+    from grader.pipeline import Grader
 
 T = TypeVar("T")
 
@@ -19,3 +26,14 @@ def loading(build: Callable[[], T]) -> T:
     except (ModelNotFound, JudgeNotFound) as exc:
         hint = " (grade without it: --no-judge)" if isinstance(exc, JudgeNotFound) else ""
         fail(f"Model not found: {exc}{hint}")
+
+
+def open_grader(rubrics: RubricSet, options: GradeOptions) -> Grader:
+    """A Grader for a verb; if code parts cannot run here, one prominent line says so and why, before any work."""
+    from grader.pipeline import Grader
+
+    grader = loading(lambda: Grader(rubrics, options))
+    reason = grader.code_unavailable()
+    if reason:
+        err.print(f"[bold red]Code parts will not be graded:[/] {escape(reason)}", highlight=False)
+    return grader

@@ -21,7 +21,9 @@ def template(question_id: str) -> str:
 
 def new_rubric(
     question_id: Annotated[str, typer.Argument(help="Question id, e.g. q11: submissions say 'Question 11' or 'Q11'.")],
-    directory: Annotated[Path, typer.Option("--dir", "-d", help="Rubrics directory to write ID.yaml into.")] = Path("rubrics"),
+    directory: Annotated[Path, typer.Option("--dir", "-d", help="Rubrics directory to write ID.yaml into.")] = Path(
+        "rubrics"
+    ),
 ) -> None:
     """Write DIR/ID.yaml: a complete written part to edit (key points, a misconception, graded exemplars)."""
     import re

@@ -24,19 +24,22 @@ def _help(name: str) -> str:
 
 
 RubricsOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
-        "--rubrics", "-r",
+        "--rubrics",
+        "-r",
         help="Directory of rubric YAML files (default: the example course's rubrics/, when run from a checkout).",
     ),
 ]
 ModelOption = Annotated[str, typer.Option("--model", help=_help("model"))]
 MaxBytesOption = Annotated[int, typer.Option("--max-bytes", min=1, help=_help("max_bytes"))]
-NoCodeOption = Annotated[bool, typer.Option("--no-code", help="Do not run code answers (they are reported as not run).")]
+NoCodeOption = Annotated[
+    bool, typer.Option("--no-code", help="Do not run code answers (they are reported as not run).")
+]
 UnsandboxedOption = Annotated[bool, typer.Option("--allow-unsandboxed", help=_help("allow_unsandboxed"))]
 CodeWorkersOption = Annotated[int, typer.Option("--code-workers", min=1, help=_help("code_workers"))]
 CacheDirOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--cache-dir", help="Embedding/result cache (default: $GRADER_CACHE_DIR or ~/.cache/grader)."),
 ]
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Keep nothing on disk between runs.")]

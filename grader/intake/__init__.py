@@ -1,0 +1,20 @@
+"""Intake: find each student's files, read them, split them into part answers.
+
+Three stages, each usable alone:
+
+* :func:`discover` (intake.discover) turns the paths a TA gives into one
+  :class:`~grader.submission.SubmissionSource` per student, plus a warning for every file it
+  skipped, never silently;
+* :func:`parse_source` (intake.read, with one reader per format in intake.formats and the
+  byte-level checks in intake.decode) reads a student's files (text, Markdown, notebook, PDF,
+  Python) and raises :class:`~grader.submission.SubmissionError` -- and nothing else -- for a
+  submission that cannot be graded at all (empty, binary, too large, scanned PDF, broken notebook);
+* :func:`segment` (intake.segment) is a pure function that splits one document into part answers.
+"""
+
+from grader.intake.discover import discover, part_from_filename
+from grader.intake.filetypes import SUPPORTED_EXTENSIONS
+from grader.intake.read import parse_source
+from grader.intake.segment import segment
+
+__all__ = ["SUPPORTED_EXTENSIONS", "discover", "parse_source", "part_from_filename", "segment"]

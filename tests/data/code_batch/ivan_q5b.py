@@ -1,3 +1,0 @@
-def conv_weight_grad(x, y, weight):
-    while True:
-        pass
