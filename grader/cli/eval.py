@@ -49,7 +49,7 @@ def eval_(
     ] = KEYPOINT_MODES[0],
     as_json: JsonOption = False,
     predictions_file: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--predictions", help="Write one CSV row per evaluated answer: gold, predicted, confidence, flags."),
     ] = None,
     limit: Annotated[
