@@ -72,6 +72,20 @@ _PLACEHOLDERS = re.compile(
 _RAISE_PLACEHOLDER = re.compile(r"^\s*raise\s+NotImplementedError\(\s*\)\s*$")
 
 
+_EDGE_PUNCTUATION = ".,;:!?\"'()[]{}«»“”‘’"
+
+
+def _prose_words(text: str) -> list[str]:
+    """Words of the prose: math and code tokens (y_hat, W_ij, x=1, dL/dW) and single letters say nothing
+    about the language ("y" is Spanish for "and", "hat" German for "has")."""
+    out = []
+    for token in text.split():
+        token = token.strip(_EDGE_PUNCTUATION)
+        if len(token) >= 2 and _WORD.fullmatch(token) and not any(c in token for c in "_^=/\\"):
+            out.append(token)
+    return out
+
+
 @dataclass(frozen=True)
 class Language:
     code: str
@@ -116,7 +130,7 @@ def detect(text: str, expected: str = "en") -> Language | None:
     script = _non_latin_script(text)
     if script is not None:
         return Language(code=script.lower(), name=f"a language in {script} script", share=1.0)
-    words = [w.lower() for w in _WORD.findall(text)]
+    words = [w.lower() for w in _prose_words(text)]
     counts = {code: sum(1 for w in words if w in vocab) for code, vocab in FUNCTION_WORDS.items()}
     total = sum(counts.values())
     if total < MIN_FUNCTION_WORDS:

@@ -40,6 +40,7 @@ def test_an_answer_in_another_language_is_detected(text: str, code: str) -> None
     "W(n+1) = W(n) - eta * grad E",
     "Yes. Die in the loss means the gradient dies.",
     "KL(q || p) >= 0, so the ELBO is a lower bound on log p(x).",
+    "1024 params (32x32 kernel, no bias). y_hat = sum_ij W_ij x_ij. dL/dW_ij = 2(y_hat - y) x_ij",
 ])
 def test_english_and_notation_stay_english(text: str) -> None:
     assert detect(text, "en") is None

@@ -1,13 +1,13 @@
-"""Written-answer scoring on the course rubrics: the known failure modes of similarity grading.
+"""Written-answer scoring on the course rubrics: does the grade say whether the answer is right?
 
-tests/data/labelled_answers.yaml holds answers written for this repo by someone who did
-not tune the scorer, each with the fraction of the part's points a careful TA would give
-(a range) and a category: good, paraphrase, partial, keyword_list, negation,
-copy_question, off_topic, long_everything, misconception. The floors below are how many
-of each category must land in the TA's range, with the default grader (similarity plus the
-cross-encoder judge reading the whole answer), with `--no-judge` (similarity only) and with
-the judge reading every key point too (`judge_scope="key_points"`); they are what each
-achieves now, so a change that makes any failure mode worse fails here.
+tests/data/labelled_answers.yaml holds answers written for this repo without running the grader,
+each with the fraction of the part's points a careful TA would give (a range) and a category
+(complete answers in several styles, partial ones, wrong but on topic, negated, misconceptions,
+keyword lists, copies of the question, off topic, placeholders, other languages ...). The floors
+below are how many of each category land in the TA's range with the default grader (the judge
+decides) and with `--no-judge` (similarity only); a change that makes any failure mode worse
+fails here. The set is the team's own: it shows failure modes, it does not prove a gain (the
+public datasets do that, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -17,23 +17,15 @@ from collections import defaultdict
 import pytest
 import yaml
 
+from grader.feedback import written_feedback
 from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
 
 from .conftest import DATA
 
-NO_JUDGE_FLOORS = {  # --no-judge: similarity only (53 of 72)
-    "good": 7,
-    "paraphrase": 3,
-    "partial": 7,
-    "keyword_list": 8,
-    "negation": 5,
-    "copy_question": 7,
-    "off_topic": 6,
-    "long_everything": 5,
-    "misconception": 5,
-}
-FLOORS = {**NO_JUDGE_FLOORS, "good": 8, "paraphrase": 4}  # the default: the judge reads the whole answer (55 of 72)
-KEY_POINTS_FLOORS = {**NO_JUDGE_FLOORS, "paraphrase": 4, "partial": 8}  # judge_scope="key_points" (55 of 72)
+FLOORS: dict[str, int] = {}
+"""Default grader: answers in the TA's range per category (filled from a measured run)."""
+NO_JUDGE_FLOORS: dict[str, int] = {}
+"""--no-judge: similarity only."""
 
 
 def _grade_labelled(indexes, encoder, judge) -> list:
@@ -48,13 +40,14 @@ def _grade_labelled(indexes, encoder, judge) -> list:
         fraction = points / index.part.max_points
         low = item["expect"].get("min_fraction", 0.0)
         high = item["expect"].get("max_fraction", 1.0)
-        results.append((item, assessment, fraction, low - 1e-9 <= fraction <= high + 1e-9))
+        flagged = item.get("expect_flag") is None or item["expect_flag"] in assessment.flags
+        results.append((item, assessment, fraction, flagged and low - 1e-9 <= fraction <= high + 1e-9))
     return results
 
 
 @pytest.fixture(scope="module")
 def labelled(written_grader):
-    """The default grader (similarity + judge), as `grader grade` runs it."""
+    """The default grader (similarity finds the evidence, the judge decides), as `grader grade` runs it."""
     return _grade_labelled(written_grader.indexes, written_grader.encoder, written_grader.judge)
 
 
@@ -64,18 +57,19 @@ def labelled_no_judge(rubrics, encoder):
     return _grade_labelled(build_indexes(rubrics, encoder, ScoringConfig()), encoder, None)
 
 
-def test_labelled_set_covers_every_failure_mode(labelled):
-    counts = defaultdict(int)
-    for item, *_ in labelled:
-        counts[item["category"]] += 1
-    assert set(counts) == set(FLOORS)
-    assert all(n >= 6 for n in counts.values()), counts
-
-
 def _in_range(results: list, category: str) -> tuple[int, list[str]]:
     rows = [r for r in results if r[0]["category"] == category]
     misses = [f"{r[0]['part']}: {r[2]:.2f} not in {r[0]['expect']}" for r in rows if not r[3]]
     return len(rows) - len(misses), misses
+
+
+def test_labelled_set_covers_every_failure_mode(labelled):
+    counts: dict[str, int] = defaultdict(int)
+    for item, *_ in labelled:
+        counts[item["category"]] += 1
+    assert set(counts) == set(FLOORS) == set(NO_JUDGE_FLOORS)
+    assert all(n >= 6 for n in counts.values()), counts
+    assert sum(counts.values()) >= 200
 
 
 @pytest.mark.parametrize("category", sorted(FLOORS))
@@ -90,75 +84,52 @@ def test_category_lands_in_the_ta_range_without_the_judge(labelled_no_judge, cat
     assert hits >= NO_JUDGE_FLOORS[category], misses
 
 
-@pytest.fixture(scope="module")
-def labelled_key_points(rubrics, encoder, judge):
-    """The judge reading each key point's evidence too (judge_scope="key_points", not the default)."""
-    config = ScoringConfig(judge_scope="key_points")
-    return _grade_labelled(build_indexes(rubrics, encoder, config, judge), encoder, judge)
-
-
-@pytest.mark.parametrize("category", sorted(KEY_POINTS_FLOORS))
-def test_category_lands_in_the_ta_range_with_the_judge_on_every_key_point(labelled_key_points, category):
-    hits, misses = _in_range(labelled_key_points, category)
-    assert hits >= KEY_POINTS_FLOORS[category], misses
-
-
-def test_the_judge_grades_the_labelled_set_at_least_as_well(labelled, labelled_no_judge):
-    """Why the judge is on by default: no category worse, more answers in the TA's range."""
-    for category in FLOORS:
-        assert _in_range(labelled, category)[0] >= _in_range(labelled_no_judge, category)[0], category
+def test_the_judge_tells_right_from_on_topic(labelled, labelled_no_judge):
+    """Why the judge is on by default: wrong and negated answers fall, and more answers land in range."""
+    for category in ("negation", "wrong_on_topic"):
+        assert _in_range(labelled, category)[0] > _in_range(labelled_no_judge, category)[0], category
     assert sum(r[3] for r in labelled) > sum(r[3] for r in labelled_no_judge)
 
 
-def test_guards_say_why_credit_was_withheld(labelled):
-    """Keyword lists, copied questions and off-topic answers are flagged, not just scored low."""
-    expected_flag = {"keyword_list": "keyword_list", "copy_question": "copies_question", "off_topic": "off_topic"}
-    for item, assessment, _, _ in labelled:
-        flag = expected_flag.get(item["category"])
-        if flag and flag == "keyword_list":
-            assert flag in assessment.flags, item["answer"]
+def test_every_reference_answer_earns_full_marks(written_grader):
+    """A part's own reference answer, graded as a student's, earns at least 95% of the part."""
+    short = []
+    for part_id, index in written_grader.indexes.items():
+        (result,) = written_grader.score_answers([(part_id, index.part.reference_answer)])
+        if result.points < 0.95 * index.part.max_points - 1e-9:
+            short.append(f"{part_id}: {result.points:g}/{index.part.max_points:g}")
+    assert not short, short
 
 
-def test_good_answers_outscore_their_failure_modes(labelled):
-    """Per part, the best good/paraphrase answer scores above every keyword/negation/copy/off-topic answer.
+def test_an_answer_in_another_language_is_held_for_a_ta(written_grader):
+    answer = ("Ja, Momentum hilft auch bei einer konvexen Verlustfunktion: es dämpft die Oszillationen in engen "
+              "Tälern und beschleunigt die Konvergenz, weil sich die Gradienten in einer Richtung aufsummieren.")
+    (result,) = written_grader.score_answers([("q3.a", answer)])
+    assert "other_language" in result.flags and result.needs_review and "German" in result.needs_review
+    assert result.confidence == 0.0 and "keyword_list" not in result.flags
+    assert any("TA will grade" in line for line in result.feedback)
 
-    Known exception: q9.c, whose negation ("does have trainable parameters, so it is not constant")
-    keeps the rubric's count of negations and reads as agreement to the sentence encoder.
-    """
-    by_part = defaultdict(list)
-    for item, _, fraction, _ in labelled:
-        by_part[item["part"]].append((item["category"], fraction))
-    compared, failed = 0, []
-    for part, rows in by_part.items():
-        good = [f for c, f in rows if c in ("good", "paraphrase")]
-        bad = [f for c, f in rows if c in ("keyword_list", "negation", "copy_question", "off_topic")]
-        if good and bad:
-            compared += 1
-            if max(good) <= max(bad):
-                failed.append((part, rows))
-    assert compared >= 8
-    assert [part for part, _ in failed] == ["q9.c"], failed
+
+def test_an_untouched_placeholder_is_no_answer(written_grader):
+    (result,) = written_grader.score_answers([("q3.a", "YOUR ANSWER HERE")])
+    assert result.status == "missing" and result.points == 0 and result.flags == ["no_answer"]
+
+
+def test_a_contradiction_is_quoted_back(written_grader):
+    """A sentence that says the opposite of a key point earns nothing for it, and the student reads it back."""
+    index = written_grader.indexes["q3.a"]
+    answer = "No. Momentum does not help on a convex loss, because convex functions have a single minimum."
+    assessment = judged(index, assess(index, answer, written_grader.encoder), written_grader.judge)
+    denied = [kp for kp in assessment.key_points if {"contradicts", "hedged"} & set(kp.flags)]
+    assert denied and all(kp.points == 0 for kp in denied)
+    lines = "\n".join(written_feedback(index.part, assessment))
+    assert "says the opposite" in lines and "Momentum does not help" in lines
+    assert final_points(index, assessment)[0] <= 0.15 * index.part.max_points
 
 
 def test_same_input_same_grade(written_grader):
     index = written_grader.indexes["q3.a"]
     answer = "Yes. Momentum damps the zig-zag in narrow valleys, so it converges faster even on a convex loss."
-    first = assess(index, answer, written_grader.encoder)
-    again = assess(index, answer, written_grader.encoder)
+    first = judged(index, assess(index, answer, written_grader.encoder), written_grader.judge)
+    again = judged(index, assess(index, answer, written_grader.encoder), written_grader.judge)
     assert first == again
-
-
-def test_a_sentence_that_denies_one_point_earns_no_other(labelled, written_grader):
-    """q10.a's negation ("backpropagation does not multiply the derivatives, so the gradient does
-    not shrink ...") is close to the 'product' point too; it earns nothing there, and the student
-    is told why instead of being told the point is missing."""
-    from grader.feedback import written_feedback
-
-    item, assessment, fraction, _ = next(r for r in labelled if r[0]["part"] == "q10.a" and r[0]["category"] == "negation")
-    by_id = {kp.id: kp for kp in assessment.key_points}
-    assert by_id["product"].points == 0 and by_id["product"].flags == ["contradicts"]
-    assert {"negated"} <= set(by_id["vanishing"].flags)
-    assert fraction <= 0.1
-    part = written_grader.indexes["q10.a"].part
-    lines = "\n".join(written_feedback(part, assessment))
-    assert "contradicts another point" in lines

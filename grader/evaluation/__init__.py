@@ -61,7 +61,8 @@ graded without exemplars, so the gain is measured on identical rows.
 
 Metrics
 -------
-Each system gives points per answer: the grader its ``PartResult.points``; the
+Each system gives points per answer: the grader its ``PartResult.points`` (on points data
+mapped through a line fitted on the train split, the same treatment the baseline gets); the
 baseline, the cosine of the all-MiniLM-L6-v2 embeddings of the whole student
 answer and the whole reference answer (max over the alternatives), mapped to a
 fraction of the maximum by a least-squares line fitted on the train split,

@@ -120,6 +120,11 @@ class EvalSession:
         return [self._graded[(rubrics.sha256, rid, text)] for rid, text in items]
 
 
+MAX_LINE_ROWS = 600
+"""Points data: the grader's line is fitted on at most this many fitting rows (grading every long answer of a
+train split twice, with and without exemplars, would dominate the run)."""
+
+
 def _sample(rows: list[Row], limit: int | None, seed: int, salt: int) -> list[Row]:
     if limit is None or len(rows) <= limit:
         return rows
@@ -137,6 +142,8 @@ class _Plan:
     fit_split: str | None
     chosen: dict[str, list[Row]]
     n_exemplar_rows: int
+    line_rows: list[Row] = field(default_factory=list)
+    """Points data: the fitting rows the grader's line is fitted on (a sample of fit_rows)."""
 
     @property
     def fit_is_eval(self) -> bool:
@@ -223,8 +230,11 @@ def evaluate(
     variants = [("grader", True)] + ([("grader_no_exemplars", False)] if exemplars else [])
     graded = {name: _grade(session, questions, keypoints, plan, plan.eval_rows, ex) for name, ex in variants}
     fit_graded = graded
-    if dataset.task == "2way" and not plan.fit_is_eval:  # thresholds are fitted on the grader's points for the fitting rows
-        fit_graded = {name: _grade(session, questions, keypoints, plan, plan.fit_rows, ex) for name, ex in variants}
+    if not plan.fit_is_eval:  # 2-way: thresholds; points: a line, as the baseline gets, fitted on the fitting rows
+        if dataset.task == "points":  # long answers: the grader's line is fitted on a seeded sample
+            plan.line_rows = _sample(plan.fit_rows, MAX_LINE_ROWS, seed, 3)
+        fit_graded = {name: _grade(session, questions, keypoints, plan, plan.line_rows or plan.fit_rows, ex)
+                      for name, ex in variants}
     t_grade = time.perf_counter() - t0
     metrics, predictions = _measure(session, dataset, questions, plan, graded, fit_graded)
     if limit is not None:
@@ -302,6 +312,13 @@ def _measure(session: EvalSession, dataset: Dataset, questions: dict[str, Questi
     slope, intercept = fit_line(cos_fit, fit_gold / fit_tops)
     systems = {"baseline": np.clip(slope * cos_eval + intercept, 0, 1) * tops}
     systems.update({name: np.array([g.points for g in gs]) for name, gs in graded.items()})
+    if dataset.task == "points" and not plan.fit_is_eval:
+        # the grader's fractions get what the baseline's cosine gets: a line fitted on the fitting rows
+        line_gold, line_tops = arrays(plan.line_rows)
+        for name in graded:
+            fit_fraction = np.array([g.points for g in fit_graded[name]]) / line_tops
+            a, b = fit_line(fit_fraction, line_gold / line_tops)
+            systems[name] = np.clip(a * systems[name] / tops + b, 0, 1) * tops
     confidence = np.array([g.confidence for g in graded["grader"]])
     predictions = Predictions(plan.eval_rows, gold, tops, systems, confidence, [g.flags for g in graded["grader"]])
     metrics: dict[str, Metrics] = {}
