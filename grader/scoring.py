@@ -60,9 +60,9 @@ class ScoringConfig(BaseModel):
     )
     # the judge
     entail_low: float = Field(default=0.20, ge=0, le=1, description="P(entailment) at which a key point starts earning credit.")
-    entail_high: float = Field(default=0.65, ge=0, le=1, description="P(entailment) at which a key point earns full credit.")
+    entail_high: float = Field(default=0.50, ge=0, le=1, description="P(entailment) at which a key point earns full credit.")
     contradiction: float = Field(
-        default=0.50, ge=0, le=1,
+        default=0.70, ge=0, le=1,
         description="P(contradiction), above P(entailment), at which a unit denies a key point: it earns nothing for it.",
     )
     misconception_low: float = Field(default=0.50, ge=0, le=1, description="P(entailment) of a misconception at which its penalty starts.")

@@ -143,7 +143,7 @@ def test_the_judge_is_on_by_default_and_no_judge_turns_it_off(written_grader):
         _run("check", str(SUBMISSIONS / "lee.md"), "--json", "--no-code").stdout)
     plain = StudentReport.model_validate_json(
         _run("check", str(SUBMISSIONS / "lee.md"), "--json", "--no-code", "--no-judge").stdout)
-    assert "+judge:grader-judge-v1@" in with_judge.model  # the report says what graded it
+    assert "+judge:grader-judge-v2@" in with_judge.model  # the report says what graded it
     assert "judge" not in plain.model
     assert with_judge.total != plain.total  # the judge's probabilities change the points
     every_point = StudentReport.model_validate_json(
