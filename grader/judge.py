@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.accelerate import for_device, judge_overlapped, on_gpu
 from grader.cache import Cache, digest
 from grader.embedding import default_device
 from grader.finetuned import (
@@ -196,11 +197,11 @@ class Judge:
         for p in bert.parameters():
             p.requires_grad_(False)
         device = device or default_device()
-        bert.to(device)
+        bert = for_device(bert.to(device), device)  # fp16 on CUDA
         head_weight = tensors["head.weight"].float().to(device)
         head_bias = tensors["head.bias"].float().to(device)
         digest = file_sha256(path / meta.get("weights_file", WEIGHTS_FILE))
-        identity = f"{path.name}@{digest[:12]}"
+        identity = f"{path.name}@{digest[:12]}" + ("+fp16" if on_gpu(device) else "")
         return cls(path, meta, tokenizer, bert, head_weight, head_bias, device, identity)
 
     def __repr__(self) -> str:
@@ -226,7 +227,9 @@ class Judge:
                 if key in stored:
                     self._memo[p] = float(stored[key])
             todo = [p for p in todo if p not in self._memo]
-        if todo:
+        if todo and on_gpu(self.device):  # fp16, tokenisation overlapped with the forward
+            self._memo.update(zip(todo, judge_overlapped(self, todo).tolist()))
+        elif todo:
             encoded = pair_token_ids(self.tokenizer, todo)
             order = sorted(range(len(todo)), key=lambda i: (len(encoded[i][0]), i))
             with torch.inference_mode():
@@ -238,6 +241,7 @@ class Judge:
                     probs = torch.sigmoid(logits).double().cpu().numpy()
                     for i, p in zip(chunk, probs):
                         self._memo[todo[i]] = float(p)
+        if todo:
             self.forward_pairs += len(todo)
             if self.store is not None:
                 self.store.put_results((self._store_key(p), repr(self._memo[p])) for p in todo)

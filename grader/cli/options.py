@@ -12,18 +12,20 @@ from pathlib import Path
 from typing import Annotated, Any, get_args
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from grader.options import GradeOptions
+from grader.options import ClusterOptions, GradeOptions
 from grader.scoring import ScoringConfig
 
 GRADE_DEFAULTS = GradeOptions()
 """The library's defaults, read by every verb's signature."""
+CLUSTER_DEFAULTS = ClusterOptions()
 JUDGE_SCOPES: tuple[str, ...] = get_args(ScoringConfig.model_fields["judge_scope"].annotation)
+BACKENDS: tuple[str, ...] = get_args(ClusterOptions.model_fields["backend"].annotation)
 
 
-def _help(name: str) -> str:
-    return GradeOptions.model_fields[name].description or ""
+def _help(name: str, model: type[BaseModel] = GradeOptions) -> str:
+    return model.model_fields[name].description or ""
 
 
 RubricsOption = Annotated[
@@ -48,6 +50,16 @@ CacheDirOption = Annotated[
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Keep nothing on disk between runs.")]
 ChunkSizeOption = Annotated[int, typer.Option("--chunk-size", min=1, help=_help("chunk_size"))]
 Int8Option = Annotated[bool, typer.Option("--int8", help=_help("int8"))]
+DeviceOption = Annotated[str | None, typer.Option("--device", help=_help("device"))]
+BackendOption = Annotated[str, typer.Option("--backend", help=_help("backend", ClusterOptions))]
+AddressOption = Annotated[str | None, typer.Option("--address", help=_help("address", ClusterOptions))]
+WorkersOption = Annotated[int | None, typer.Option("--workers", min=1, help=_help("workers", ClusterOptions))]
+CpusPerWorkerOption = Annotated[
+    int, typer.Option("--cpus-per-worker", min=1, help=_help("cpus_per_worker", ClusterOptions))
+]
+GpusPerWorkerOption = Annotated[
+    float, typer.Option("--gpus-per-worker", min=0, help=_help("gpus_per_worker", ClusterOptions))
+]
 JudgeOption = Annotated[
     str,
     typer.Option(
@@ -102,4 +114,18 @@ def grade_options(flags: Mapping[str, Any]) -> GradeOptions:
         fields["judge"] = None if flags.get("no_judge") else flags["judge"]
     if "judge_scope" in flags:
         fields["scoring"] = scoring(flags["judge_scope"])
-    return GradeOptions(**fields)
+    try:
+        return GradeOptions(**fields)
+    except ValidationError as exc:
+        from grader.cli.output import fail
+
+        fail("Invalid option", [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()])
+
+
+def cluster_options(flags: Mapping[str, Any]) -> ClusterOptions:
+    """ClusterOptions from a verb's parsed flags, matched by name (a clear error for a wrong value)."""
+    from grader.cli.output import fail
+
+    if flags.get("backend", CLUSTER_DEFAULTS.backend) not in BACKENDS:
+        fail(f"--backend must be {' or '.join(BACKENDS)} (got {flags['backend']!r})")
+    return ClusterOptions(**{k: v for k, v in flags.items() if k in ClusterOptions.model_fields})
