@@ -34,16 +34,16 @@ CHUNK = 2
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A Ray cluster on this machine's loopback, for the module; its address for other drivers.
+    """A Ray cluster on this machine's loopback, started as on a head node (`ray start --head`).
 
     Three logical CPUs: the two actors of `ray_grader`, and one for a driver of the command line.
     """
-    from grader.ray_backend import LOCAL_CLUSTER
+    from grader.ray_backend import local_cluster
 
-    context = ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
-                       object_store_memory=200 * 2**20, _system_config=LOCAL_CLUSTER)
-    yield context.address_info["gcs_address"]
-    ray.shutdown()
+    with local_cluster(num_cpus=3) as address:
+        ray.init(address=address, log_to_driver=False)
+        yield address
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
