@@ -25,8 +25,8 @@ model loading and peak RSS are per run):
    cache, a new output directory.
 
 With `--backend ray --workers 1,2`, each N is graded once locally (the baseline) and then on a
-Ray cluster started on this machine with each number of actors (one CPU each), each run into its
-own empty cache: students/s, the ratio to the local run, whether the gradebook is the local one,
+Ray cluster started on this machine (`ray start --head` on the loopback, as many CPUs as the
+largest number of actors) with each number of actors (one CPU each), each run into its own empty cache: students/s, the ratio to the local run, whether the gradebook is the local one,
 and each actor's peak RSS.
 """
 
@@ -137,7 +137,8 @@ def worker_grade(args: argparse.Namespace) -> dict:
         from grader.options import ClusterOptions
         from grader.ray_backend import RayGrader
 
-        grader = RayGrader(load_rubric_dir(args.rubrics), options, ClusterOptions(backend="ray", workers=args.workers))
+        cluster = ClusterOptions(backend="ray", workers=args.workers, address=args.address)
+        grader = RayGrader(load_rubric_dir(args.rubrics), options, cluster)
     else:
         grader = Grader(load_rubric_dir(args.rubrics), options)
         original = grader.encoder._encode_new
@@ -238,8 +239,11 @@ def bench_ray(n: int, work: Path, with_code: bool, judge: str | None, workers: l
         result["gradebook"] = (work / f"out{n}-{name}" / "gradebook.csv").read_text()
         return result
 
+    from grader.ray_backend import local_cluster
+
     local = run("local")
-    arms = {w: run(f"ray{w}", "--backend", "ray", "--workers", str(w)) for w in workers}
+    with local_cluster(num_cpus=max(workers)) as address:  # one head for every arm, as on a cluster
+        arms = {w: run(f"ray{w}", "--backend", "ray", "--workers", str(w), "--address", address) for w in workers}
     return {"n": n, "local": local, "ray": arms}
 
 
@@ -307,6 +311,7 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="Where the models run: cpu, cuda (default: cuda when torch sees one).")
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="ray: compare Ray runs (one per --workers value) with a local run.")
+    parser.add_argument("--address", help=argparse.SUPPRESS)
     parser.add_argument("--workers", default="1,2",
                         help="With --backend ray: actor counts to measure, comma-separated (a number in a worker run).")
     args = parser.parse_args()
