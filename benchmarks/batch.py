@@ -239,8 +239,9 @@ def bench_ray(n: int, work: Path, with_code: bool, judge: str | None, workers: l
         result["gradebook"] = (work / f"out{n}-{name}" / "gradebook.csv").read_text()
         return result
 
-    from grader.ray_backend import local_cluster
+    from grader.ray_backend import LOCAL_HEAD_ENV, local_cluster
 
+    os.environ.update(LOCAL_HEAD_ENV)  # the Ray runs' drivers join the head below
     local = run("local")
     with local_cluster(num_cpus=max(workers)) as address:  # one head for every arm, as on a cluster
         arms = {w: run(f"ray{w}", "--backend", "ray", "--workers", str(w), "--address", address) for w in workers}

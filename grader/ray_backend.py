@@ -66,6 +66,9 @@ class ClusterError(RuntimeError):
 
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 """Environment under which Ray keeps a cluster of this machine on its loopback (read when ray is imported)."""
+LOCAL_HEAD_ENV = {**LOOPBACK_ONLY, "RAY_AUTH_MODE": "token"}
+"""Environment of a local_cluster head and of the drivers that join it: loopback, and Ray's token
+(in ~/.ray) required of every driver, so another user of the machine cannot submit work to it."""
 
 
 def import_ray(loopback: bool = False) -> Any:
@@ -467,7 +470,7 @@ def _start_head(num_cpus: int, object_store_mb: int, log: Path) -> tuple[subproc
         "--runtime-env-agent-port", str(ports[3]), "--metrics-export-port", str(ports[4]),
     ]
     # loopback only (Ray would otherwise advertise this machine's address), actors at our priority
-    env = {**os.environ, **LOOPBACK_ONLY, "RAY_worker_niceness": "0"}
+    env = {**os.environ, **LOCAL_HEAD_ENV, "RAY_worker_niceness": "0"}
     with log.open("w") as out:
         head = subprocess.Popen(command, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
     return head, f"127.0.0.1:{ports[0]}", log
