@@ -431,18 +431,19 @@ class RayScorer:
 
 
 @contextmanager
-def local_cluster(num_cpus: int, object_store_mb: int = 200, timeout_s: float = 300) -> Iterator[str]:
+def local_cluster(num_cpus: int, object_store_mb: int = 200, timeout_s: float = 300, attempts: int = 3) -> Iterator[str]:
     """A Ray head on this machine's loopback, as `ray start --head` makes one on a cluster's head node;
     yields its address for drivers (``--address``), and stops it (its actors too) on exit.
 
     For tests and benchmarks that share one cluster between several drivers; `grader grade
     --backend ray` without --address starts its own, which ends with it. The agents' ports are
     chosen here, so that Ray does not wait on their port files (which times out on a busy
-    machine), and a head that dies while starting is started again, twice at most.
+    machine), and a head that dies while starting (its raylet gives the dashboard agent a fixed
+    window to report, which a starved machine misses) is started again, `attempts` times in all.
     """
     deadline = time.monotonic() + timeout_s
     with tempfile.TemporaryDirectory(prefix="grader-ray-head-") as logs:
-        for attempt in range(3):
+        for attempt in range(attempts):
             head, address, log = _start_head(num_cpus, object_store_mb, Path(logs) / f"head{attempt}.log")
             try:
                 while "Ray runtime started" not in log.read_text(errors="replace"):

@@ -56,7 +56,7 @@ def cluster():
     from grader.ray_backend import ClusterError, local_cluster
 
     try:
-        head = local_cluster(num_cpus=3)
+        head = local_cluster(num_cpus=3, timeout_s=600, attempts=5)
         address = head.__enter__()
     except ClusterError as exc:  # Ray's own start (its agents' start-up window), not grader
         pytest.skip(f"Ray could not start a head on this machine: {exc}")
