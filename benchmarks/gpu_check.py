@@ -43,8 +43,13 @@ def grade(sources: list, out: Path, device: str, run_code: bool, code_workers: i
         t0 = time.perf_counter()
         outcome = run_batch(grader, sources, out, resume=False)
         run_s = time.perf_counter() - t0
-    return {"reports": {r.student_id: r for r in outcome.reports}, "setup_s": setup_s, "run_s": run_s,
-            "graded": outcome.summary.n_graded, "identity": grader.model_identity}
+    return {
+        "reports": {r.student_id: r for r in outcome.reports},
+        "setup_s": setup_s,
+        "run_s": run_s,
+        "graded": outcome.summary.n_graded,
+        "identity": grader.model_identity,
+    }
 
 
 def code_state(reports: dict) -> str:
@@ -53,7 +58,9 @@ def code_state(reports: dict) -> str:
     ran = [p for p in code if p.code is not None and p.code.sandbox]
     if ran:
         return f"{len(ran)} of {len(code)} code answers ran ({ran[0].code.sandbox})"
-    return f"none of {len(code)} code answers ran: {code[0].warnings[0] if code and code[0].warnings else 'no code parts'}"
+    return (
+        f"none of {len(code)} code answers ran: {code[0].warnings[0] if code and code[0].warnings else 'no code parts'}"
+    )
 
 
 def largest_difference(device: dict, cpu: dict) -> dict:
@@ -67,8 +74,13 @@ def largest_difference(device: dict, cpu: dict) -> dict:
             diff = abs(part.points - other[part.part_id].points)
             fraction = diff / part.max_points if part.max_points else 0.0
             if worst["part"] is None or fraction > worst["fraction"]:
-                worst = {"points": round(diff, 4), "fraction": round(fraction, 5), "student": student,
-                         "part": part.part_id, "max_points": part.max_points}
+                worst = {
+                    "points": round(diff, 4),
+                    "fraction": round(fraction, 5),
+                    "student": student,
+                    "part": part.part_id,
+                    "max_points": part.max_points,
+                }
     worst["parts_compared"] = parts
     return worst
 
@@ -78,25 +90,35 @@ def device_name(device: str) -> str:
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))}), torch {torch.__version__}"
-    return f"{device} ({platform.processor() or platform.machine()}, {available_cores()} cores), torch {torch.__version__}"
+    return (
+        f"{device} ({platform.processor() or platform.machine()}, {available_cores()} cores), torch {torch.__version__}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("students", nargs="?", type=int, default=1000)
     parser.add_argument("--compare", type=int, default=50, help="Students graded again on the CPU (the first ones).")
-    parser.add_argument("--device", default="cuda", help="Device under test: cuda, cuda:N, or cpu (to check the check).")
+    parser.add_argument(
+        "--device", default="cuda", help="Device under test: cuda, cuda:N, or cpu (to check the check)."
+    )
     parser.add_argument("--no-code", action="store_true", help="Written parts only.")
-    parser.add_argument("--code-workers", type=int, default=available_cores(),
-                        help="Sandbox servers for code parts (default: the cores available).")
+    parser.add_argument(
+        "--code-workers",
+        type=int,
+        default=available_cores(),
+        help="Sandbox servers for code parts (default: the cores available).",
+    )
     parser.add_argument("--work", type=Path, default=None, help="Working directory (default: a temporary one).")
     args = parser.parse_args()
     if args.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            sys.exit(f"--device {args.device}: torch {torch.__version__} sees no CUDA device (use --device cpu to check the check)")
-    from grader.parsing import discover
+            sys.exit(
+                f"--device {args.device}: torch {torch.__version__} sees no CUDA device (use --device cpu to check the check)"
+            )
+    from grader.intake import discover
 
     work = args.work or Path(tempfile.mkdtemp(prefix="grader-gpu-check-"))
     generate_class(args.students, work / "class", seed=args.students, with_code=not args.no_code)
@@ -107,21 +129,42 @@ def main() -> None:
     rate = len(sources) / on_device["run_s"] if on_device["run_s"] else 0.0
     per_1000 = 1000 / rate if rate else float("inf")
     print(f"device: {device_name(args.device)}; models {on_device['identity']}")
-    print(f"code parts: {'not run (--no-code)' if args.no_code else code_state(on_device['reports'])}; "
-          f"{args.code_workers} sandbox server(s)")
-    print(f"{len(sources)} students graded on {args.device} in {on_device['run_s']:.1f} s: {rate:.1f} students/s "
-          f"(model loading {on_device['setup_s']:.1f} s apart; {on_device['graded']} graded)")
-    print(f"{args.device} vs cpu, {len(on_cpu['reports'])} students, {worst['parts_compared']} parts: largest difference "
-          f"{worst['points']:g} points" + (f" ({worst['part']} of {worst['student']}, {worst['fraction']:.2%} of its "
-                                          f"{worst['max_points']:g})" if worst["part"] else ""))
-    print(f"goals: 1,000 students in {per_1000:.1f} s (goal < {GOAL_S:g} s): {'met' if per_1000 < GOAL_S else 'NOT met'}; "
-          f"largest difference {worst['fraction']:.2%} of a part (goal < {GOAL_FRACTION:.0%}): "
-          f"{'met' if worst['fraction'] < GOAL_FRACTION else 'NOT met'}")
-    print(json.dumps({
-        "device": args.device, "students": len(sources), "run_s": round(on_device["run_s"], 3),
-        "setup_s": round(on_device["setup_s"], 3), "students_per_s": round(rate, 3),
-        "graded": on_device["graded"], "compared_students": len(on_cpu["reports"]), **{f"worst_{k}": v for k, v in worst.items()},
-    }))
+    print(
+        f"code parts: {'not run (--no-code)' if args.no_code else code_state(on_device['reports'])}; "
+        f"{args.code_workers} sandbox server(s)"
+    )
+    print(
+        f"{len(sources)} students graded on {args.device} in {on_device['run_s']:.1f} s: {rate:.1f} students/s "
+        f"(model loading {on_device['setup_s']:.1f} s apart; {on_device['graded']} graded)"
+    )
+    print(
+        f"{args.device} vs cpu, {len(on_cpu['reports'])} students, {worst['parts_compared']} parts: largest difference "
+        f"{worst['points']:g} points"
+        + (
+            f" ({worst['part']} of {worst['student']}, {worst['fraction']:.2%} of its {worst['max_points']:g})"
+            if worst["part"]
+            else ""
+        )
+    )
+    print(
+        f"goals: 1,000 students in {per_1000:.1f} s (goal < {GOAL_S:g} s): {'met' if per_1000 < GOAL_S else 'NOT met'}; "
+        f"largest difference {worst['fraction']:.2%} of a part (goal < {GOAL_FRACTION:.0%}): "
+        f"{'met' if worst['fraction'] < GOAL_FRACTION else 'NOT met'}"
+    )
+    print(
+        json.dumps(
+            {
+                "device": args.device,
+                "students": len(sources),
+                "run_s": round(on_device["run_s"], 3),
+                "setup_s": round(on_device["setup_s"], 3),
+                "students_per_s": round(rate, 3),
+                "graded": on_device["graded"],
+                "compared_students": len(on_cpu["reports"]),
+                **{f"worst_{k}": v for k, v in worst.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -80,8 +80,11 @@ def overlapped(items: Iterable[T], prepare: Callable[[T], P], run: Callable[[P],
 
 
 def forward_sorted(
-    items: Sequence[T], length: Callable[[T], int], prepare: Callable[[list[T]], P],
-    run: Callable[[P], torch.Tensor], batch_size: int = GPU_BATCH,
+    items: Sequence[T],
+    length: Callable[[T], int],
+    prepare: Callable[[list[T]], P],
+    run: Callable[[P], torch.Tensor],
+    batch_size: int = GPU_BATCH,
 ) -> np.ndarray:
     """One output row per item, in the items' order: batches of similar length, prepared ahead.
 
@@ -140,8 +143,9 @@ def judge_overlapped(judge: Judge, pairs: Sequence[tuple[str, str]], batch_size:
 
     def run(t: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = judge.bert(**t).last_hidden_state.float()
-        logits = head_logits(hidden, t["attention_mask"], t["token_type_ids"], judge.head_weight, judge.head_bias,
-                             judge.features)
+        logits = head_logits(
+            hidden, t["attention_mask"], t["token_type_ids"], judge.head_weight, judge.head_bias, judge.features
+        )
         return torch.sigmoid(logits)
 
     probs = forward_sorted(pairs, lambda p: len(p[0]) + len(p[1]), prepare, run, batch_size)

@@ -58,17 +58,22 @@ class ClusterOptions(BaseModel):
     """Where a batch is graded: in this process, or on a pool of Ray actors (grader.ray_backend)."""
 
     backend: Literal["local", "ray"] = Field(
-        default="local", description="local: this process; ray: a pool of Ray actors, each with the models and a sandbox."
+        default="local",
+        description="local: this process; ray: a pool of Ray actors, each with the models and a sandbox.",
     )
     address: str | None = Field(
         default=None,
         description="Ray cluster to join (HOST:PORT of its head, or auto); None: start one on this machine.",
     )
     workers: int | None = Field(
-        default=None, ge=1,
-        description="Ray actors grading at once, each holding the models (about 1 GB); None: one per CPU the cluster has.",
+        default=None,
+        ge=1,
+        description="Ray actors grading at once, each holding the models (about 1 GB); "
+        "None: one per CPU the cluster has.",
     )
     cpus_per_worker: int = Field(default=1, ge=1, description="CPUs each Ray actor reserves (its torch threads).")
     gpus_per_worker: float = Field(
-        default=0.0, ge=0, description="GPUs each Ray actor reserves (e.g. 0.25: four actors share one GPU); 0: CPU only."
+        default=0.0,
+        ge=0,
+        description="GPUs each Ray actor reserves (e.g. 0.25: four actors share one GPU); 0: CPU only.",
     )

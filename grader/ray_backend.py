@@ -43,6 +43,7 @@ from grader import __version__
 from grader.accelerate import use_cores
 from grader.cache import Cache
 from grader.code_scorer import CodeScorer
+from grader.fingerprint import code_fingerprint
 from grader.options import ClusterOptions, GradeOptions
 from grader.pipeline import Grader
 from grader.report import PartResult
@@ -139,7 +140,10 @@ class WorkerInfo:
     """Who an actor is: checked against the driver before any chunk is sent."""
 
     grader_version: str
+    code_fingerprint: str
     model_identity: str
+    code_unavailable: str | None
+    """Why this actor cannot run code parts (e.g. no bubblewrap on its node), or None."""
     pid: int
     node: str
 
@@ -156,7 +160,7 @@ class ChunkCache:
     Holds the four methods the scorers, the encoder and the judge use (those of grader.cache.Cache).
     """
 
-    def __init__(self, reader: Any):
+    def __init__(self, reader: Any) -> None:
         self.reader = reader
         self._lock = threading.Lock()
         self._vectors: list[tuple[str, str, np.ndarray]] = []
@@ -197,7 +201,7 @@ class DriverFiles:
     """A Ray actor on the driver's node that reads, for the actors, what lies on the driver's disk:
     the rubric files, and the cache, read-only (the driver alone writes it)."""
 
-    def __init__(self, rubric_files: RubricFiles, cache_dir: str | None):
+    def __init__(self, rubric_files: RubricFiles, cache_dir: str | None) -> None:
         self._rubric_files = rubric_files
         self._cache = Cache(cache_dir) if cache_dir else None
 
@@ -217,7 +221,7 @@ class DriverFiles:
 class ChunkWorker:
     """A Ray actor: the models, a sandbox and the two scorers of a local run, for chunk after chunk."""
 
-    def __init__(self, options: GradeOptions, driver: Any):
+    def __init__(self, options: GradeOptions, driver: Any) -> None:
         """`driver`: the DriverFiles actor, which serves the rubrics and the cache (and outlives restarts)."""
         import ray
 
@@ -233,7 +237,9 @@ class ChunkWorker:
         self.node = ray.get_runtime_context().get_node_id()
 
     def info(self) -> WorkerInfo:
-        return WorkerInfo(__version__, self.written.identity, os.getpid(), self.node)
+        return WorkerInfo(
+            __version__, code_fingerprint(), self.written.identity, self.code.unavailable(), os.getpid(), self.node
+        )
 
     def score(self, chunk: list[Submission]) -> ChunkScores:
         """Score every part of a chunk: code first (the sandbox works while the encoder does), as locally."""
@@ -241,14 +247,19 @@ class ChunkWorker:
         encoded = self.written.encoder.n_encoded
         merged: list[PartResults] = [{} for _ in chunk]
         for scorer in (self.code, self.written):
-            for parts, scored in zip(merged, scorer.submit(chunk)):
-                parts.update(scored)
+            for pending, scored in zip(merged, scorer.submit(chunk)):
+                pending.update(scored)
         parts = [{pid: future.result() for pid, future in item.items()} for item in merged]
         vectors, results = self.cache.take() if self.cache is not None else ([], [])
         stats = dataclasses.replace(self.stats)
         _add(stats, before, sign=-1)
         return ChunkScores(
-            parts, vectors, results, stats, self.written.encoder.n_encoded - encoded, os.getpid(),
+            parts,
+            vectors,
+            results,
+            stats,
+            self.written.encoder.n_encoded - encoded,
+            os.getpid(),
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         )
 
@@ -260,11 +271,9 @@ class ChunkWorker:
 
 # -- driver side ------------------------------------------------------------------------------------
 def unscored(part_id: str, part: Part, reason: str) -> PartResult:
-    """A part no worker could score: no points, a TA grades it, and the report says why."""
-    return PartResult(
-        part_id=part_id, kind=part.kind, status="error", points=0.0, max_points=part.max_points,
-        confidence=0.0, feedback=[UNSCORED], warnings=[reason],
-    )
+    """A part no worker could score: no points (as a missing part), a TA grades it, and the report says why."""
+    update = {"status": "error", "confidence": 0.0, "feedback": [UNSCORED], "warnings": [reason]}
+    return missing_result(part_id, part).model_copy(update=update)
 
 
 @dataclass
@@ -287,8 +296,9 @@ class RayScorer:
     and never raise: a student no actor could score gets error parts that say why.
     """
 
-    def __init__(self, rubrics: RubricSet, options: GradeOptions, cluster: ClusterOptions, cache: Cache | None,
-                 stats: RunStats):
+    def __init__(
+        self, rubrics: RubricSet, options: GradeOptions, cluster: ClusterOptions, cache: Cache | None, stats: RunStats
+    ) -> None:
         ray = import_ray(loopback=cluster.address is None)
         if cluster.address and cluster.address.startswith("ray://"):
             raise ClusterError(
@@ -300,8 +310,13 @@ class RayScorer:
             # a cluster of our own listens on this machine's loopback only (import_ray), and its actors
             # run at the driver's priority (Ray's default lowers theirs: starved on a busy machine)
             local = {} if cluster.address else {"_system_config": LOCAL_CLUSTER}
-            ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR, **local)
+            ray.init(
+                address=cluster.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                **local,
+            )
         self.cache = cache
         self.stats = stats
         self.parts = {r.qualified(p): p for r, p in rubrics.parts()}
@@ -315,13 +330,17 @@ class RayScorer:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        self._driver = ray.remote(DriverFiles).options(num_cpus=0, scheduling_strategy=here).remote(
-            RubricFiles.of(rubrics), str(cache.directory) if cache is not None else None
+        self._driver = (
+            ray.remote(DriverFiles)
+            .options(num_cpus=0, scheduling_strategy=here)
+            .remote(RubricFiles.of(rubrics), str(cache.directory) if cache is not None else None)
         )
         n = cluster.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // cluster.cpus_per_worker))
         actor = ray.remote(ChunkWorker).options(
-            num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker,
-            max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS,
+            num_cpus=cluster.cpus_per_worker,
+            num_gpus=cluster.gpus_per_worker,
+            max_restarts=MAX_RESTARTS,
+            max_task_retries=MAX_RESTARTS,
         )
         self.workers = [_Worker(actor.remote(options, self._driver)) for _ in range(n)]
         try:
@@ -330,17 +349,26 @@ class RayScorer:
             self.close()
             raise ClusterError(f"a grading worker could not start: {_reason(exc)}") from exc
         self.identity = infos[0].model_identity
+        fingerprint = code_fingerprint()
         for info in infos:
             problem = (
-                f"grader {info.grader_version} (driver: {__version__})" if info.grader_version != __version__
-                else f"models {info.model_identity} (others: {self.identity})" if info.model_identity != self.identity
+                f"grader {info.grader_version} (driver: {__version__})"
+                if info.grader_version != __version__
+                else f"grading code {info.code_fingerprint} (driver: {fingerprint})"
+                if info.code_fingerprint != fingerprint
+                else f"models {info.model_identity} (others: {self.identity})"
+                if info.model_identity != self.identity
                 else None
             )
             if problem:
                 self.close()
-                raise ClusterError(f"the worker on node {info.node[:12]} has {problem}: install the same grader "
-                                   "and models on every node")
+                raise ClusterError(
+                    f"the worker on node {info.node[:12]} has {problem}: install the same grader "
+                    "and models on every node"
+                )
         self.worker_pids = [info.pid for info in infos]
+        self.code_unavailable = next((i.code_unavailable for i in infos if i.code_unavailable), None)
+        """Why code parts will not run on (some of) the actors, or None."""
 
     def submit(self, chunk: Sequence[Submission]) -> list[PartResults]:
         futures: list[PartResults] = [{pid: Future() for pid in self.parts} for _ in chunk]
@@ -375,7 +403,7 @@ class RayScorer:
                 self.resent += 1
             self._send(job, f"every grading worker died ({_reason(exc)})")
             return
-        except Exception as exc:  # scoring raised: find the student it was, keep the others' grades
+        except Exception as exc:  # noqa: BLE001 - scoring raised: find the student it was, keep the others' grades
             if len(job.chunk) == 1:
                 self._fail(job, f"internal grading error: {_reason(exc)}")
             else:
@@ -431,7 +459,9 @@ class RayScorer:
 
 
 @contextmanager
-def local_cluster(num_cpus: int, object_store_mb: int = 200, timeout_s: float = 300, attempts: int = 3) -> Iterator[str]:
+def local_cluster(
+    num_cpus: int, object_store_mb: int = 200, timeout_s: float = 300, attempts: int = 3
+) -> Iterator[str]:
     """A Ray head on this machine's loopback, as `ray start --head` makes one on a cluster's head node;
     yields its address for drivers (``--address``), and stops it (its actors too) on exit.
 
@@ -464,11 +494,29 @@ def local_cluster(num_cpus: int, object_store_mb: int = 200, timeout_s: float = 
 def _start_head(num_cpus: int, object_store_mb: int, log: Path) -> tuple[subprocess.Popen, str, Path]:
     ports = _free_ports(5)
     command = [
-        str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--disable-usage-stats",
-        "--node-ip-address", "127.0.0.1", "--port", str(ports[0]), "--num-cpus", str(num_cpus),
-        "--include-dashboard", "false", "--object-store-memory", str(object_store_mb * 2**20),
-        "--dashboard-agent-listen-port", str(ports[1]), "--dashboard-agent-grpc-port", str(ports[2]),
-        "--runtime-env-agent-port", str(ports[3]), "--metrics-export-port", str(ports[4]),
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--head",
+        "--block",
+        "--disable-usage-stats",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(ports[0]),
+        "--num-cpus",
+        str(num_cpus),
+        "--include-dashboard",
+        "false",
+        "--object-store-memory",
+        str(object_store_mb * 2**20),
+        "--dashboard-agent-listen-port",
+        str(ports[1]),
+        "--dashboard-agent-grpc-port",
+        str(ports[2]),
+        "--runtime-env-agent-port",
+        str(ports[3]),
+        "--metrics-export-port",
+        str(ports[4]),
     ]
     # loopback only (Ray would otherwise advertise this machine's address), actors at our priority
     env = {**os.environ, **LOCAL_HEAD_ENV, "RAY_worker_niceness": "0"}
@@ -513,10 +561,16 @@ class RayGrader(Grader):
     each actor has its next chunk waiting while it scores one.
     """
 
-    def __init__(self, rubrics: RubricSet, options: GradeOptions | None = None, cluster: ClusterOptions | None = None):
+    def __init__(
+        self, rubrics: RubricSet, options: GradeOptions | None = None, cluster: ClusterOptions | None = None
+    ) -> None:
         self._setup(rubrics, options)
         self.remote = RayScorer(rubrics, self.options, cluster or ClusterOptions(backend="ray"), self.cache, self.stats)
         self.written = None  # type: ignore[assignment]  # the models live in the actors
         self.scorers = (self.remote,)
         self.model_identity = self.remote.identity
         self.chunks_in_flight = 2 * len(self.remote.workers)
+
+    def code_unavailable(self) -> str | None:
+        """Why code parts will not be run on the actors (their nodes lack bubblewrap, say), or None."""
+        return self.remote.code_unavailable

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from grader.parsing import discover
+from grader.intake import discover
 from grader.pipeline import GradeOptions, Grader
 from grader.sandbox import SandboxServer
 

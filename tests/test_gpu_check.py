@@ -21,8 +21,18 @@ from gpu_check import largest_difference  # noqa: E402
 @pytest.mark.slow
 def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "GPU_WHEELS": str(tmp_path / "no-wheels")}
-    command = ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "4", "--compare", "2", "--device", "cpu",
-               "--no-code", "--work", str(tmp_path / "work")]
+    command = [
+        "bash",
+        str(ROOT / "benchmarks" / "gpu_check.sh"),
+        "4",
+        "--compare",
+        "2",
+        "--device",
+        "cpu",
+        "--no-code",
+        "--work",
+        str(tmp_path / "work"),
+    ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -33,10 +43,20 @@ def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
 
 
 def _report(student: str, points: dict[str, float]) -> StudentReport:
-    parts = [PartResult(part_id=p, kind="written", status="graded", points=v, max_points=4.0, confidence=1.0)
-             for p, v in points.items()]
-    return StudentReport(student_id=student, files=[], status="graded", parts=parts, max_total=8.0,
-                         grader_version="test", rubric_sha256="test", model="test")
+    parts = [
+        PartResult(part_id=p, kind="written", status="graded", points=v, max_points=4.0, confidence=1.0)
+        for p, v in points.items()
+    ]
+    return StudentReport(
+        student_id=student,
+        files=[],
+        status="graded",
+        parts=parts,
+        max_total=8.0,
+        grader_version="test",
+        rubric_sha256="test",
+        model="test",
+    )
 
 
 def test_the_largest_difference_is_found_and_measured_against_the_part():

@@ -16,8 +16,8 @@ import pytest
 
 from grader.batch import run_batch
 from grader.cache import Cache
+from grader.intake import discover
 from grader.options import ClusterOptions
-from grader.parsing import discover
 from grader.pipeline import GradeOptions, Grader
 from grader.report import StudentReport
 
@@ -26,6 +26,7 @@ from .test_batch import SUBMISSIONS, _class_of
 
 ray = pytest.importorskip("ray", reason="the Ray backend's tests need the ray extra: pip install -e '.[ray]'")
 pytestmark = pytest.mark.slow
+
 
 def _reports(out: Path) -> dict[str, dict]:
     """Every report in OUT, by file name, without its timing fields (the report's and code runs' times)."""
@@ -104,7 +105,8 @@ def test_the_driver_writes_the_cache_a_local_run_reads(tmp_path, ray_grader, rub
     before = (ray_grader.stats.n_parts_scored, ray_grader.stats.n_parts_from_cache, ray_grader.remote.n_texts_encoded)
     again = run_batch(ray_grader, sources, tmp_path / "again", resume=False)
     scored, from_cache, encoded = (
-        ray_grader.stats.n_parts_scored - before[0], ray_grader.stats.n_parts_from_cache - before[1],
+        ray_grader.stats.n_parts_scored - before[0],
+        ray_grader.stats.n_parts_from_cache - before[1],
         ray_grader.remote.n_texts_encoded - before[2],
     )
     assert again.summary.n_graded == len(sources)
@@ -147,8 +149,24 @@ def test_a_driver_killed_with_kill_9_resumes(tmp_path, cluster, local_grader):
     run_batch(local_grader, discover([batch])[0], tmp_path / "reference")
     env = {**os.environ, "GRADER_CACHE_DIR": str(tmp_path / "cache")}
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "grader.cli", "grade", str(batch), "--chunk-size", "1", "--out", str(out),
-           "--backend", "ray", "--address", cluster, "--workers", "1", *([] if RUN_CODE else ["--no-code"])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "grader.cli",
+        "grade",
+        str(batch),
+        "--chunk-size",
+        "1",
+        "--out",
+        str(out),
+        "--backend",
+        "ray",
+        "--address",
+        cluster,
+        "--workers",
+        "1",
+        *([] if RUN_CODE else ["--no-code"]),
+    ]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and len(list((out / "reports").glob("*.json"))) < 2 and proc.poll() is None:

@@ -14,8 +14,18 @@ from .conftest import ROOT, RUBRICS
 
 def test_backend_ray_without_ray_says_how_to_install_it(tmp_path):
     no_ray = "import sys; sys.modules['ray'] = None; from grader.cli import app; app()"
-    command = [sys.executable, "-c", no_ray, "grade", str(ROOT / "submissions"), "--backend", "ray", "--no-cache",
-               "--out", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-c",
+        no_ray,
+        "grade",
+        str(ROOT / "submissions"),
+        "--backend",
+        "ray",
+        "--no-cache",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "pip install 'grader[ray]'" in " ".join(result.stderr.split())

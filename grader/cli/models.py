@@ -33,8 +33,10 @@ def open_grader(rubrics: RubricSet, options: GradeOptions, cluster: ClusterOptio
     says so and why, before any work."""
     from grader.pipeline import Grader
 
-    local = cluster is None or cluster.backend == "local"
-    grader = loading(lambda: Grader(rubrics, options) if local else ray_grader(rubrics, options, cluster))
+    if cluster is None or cluster.backend == "local":
+        grader = loading(lambda: Grader(rubrics, options))
+    else:
+        grader = loading(lambda: ray_grader(rubrics, options, cluster))
     reason = grader.code_unavailable()
     if reason:
         err.print(f"[bold red]Code parts will not be graded:[/] {escape(reason)}", highlight=False)

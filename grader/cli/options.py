@@ -119,7 +119,9 @@ def grade_options(flags: Mapping[str, Any]) -> GradeOptions:
     except ValidationError as exc:
         from grader.cli.output import fail
 
-        fail("Invalid option", [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()])
+        fail(
+            "Invalid option", [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
+        )
 
 
 def cluster_options(flags: Mapping[str, Any]) -> ClusterOptions:
