@@ -105,11 +105,19 @@ def forward_sorted(
     return out
 
 
-def to_device(tensors: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    """Host tensors to the device; pinned and asynchronous on CUDA (the copy overlaps the running batch)."""
-    if on_gpu(device):
-        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in tensors.items()}
-    return {k: v.to(device) for k, v in tensors.items()}
+def to_device(features: dict[str, Any], device: str) -> dict[str, Any]:
+    """A batch's tensors to the device, pinned and asynchronous on CUDA (the copy overlaps the running
+    batch); other entries (sentence-transformers adds e.g. the input's modality) are kept as they are."""
+    import torch
+
+    gpu = on_gpu(device)
+
+    def move(value: Any) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        return value.pin_memory().to(device, non_blocking=True) if gpu else value.to(device)
+
+    return {k: move(v) for k, v in features.items()}
 
 
 def encode_overlapped(model: Any, texts: Sequence[str], device: str, batch_size: int = GPU_BATCH) -> np.ndarray:
@@ -119,11 +127,13 @@ def encode_overlapped(model: Any, texts: Sequence[str], device: str, batch_size:
     """
     import torch
 
-    def run(features: dict[str, torch.Tensor]) -> torch.Tensor:
+    tokenize = getattr(model, "preprocess", None) or model.tokenize  # preprocess: sentence-transformers >= 6
+
+    def run(features: dict[str, Any]) -> torch.Tensor:
         vectors = model(features)["sentence_embedding"].float()
         return torch.nn.functional.normalize(vectors, dim=-1)
 
-    vectors = forward_sorted(texts, len, lambda batch: to_device(model.tokenize(batch), device), run, batch_size)
+    vectors = forward_sorted(texts, len, lambda batch: to_device(tokenize(batch), device), run, batch_size)
     return vectors.reshape(len(texts), -1).astype(np.float32)
 
 
