@@ -138,7 +138,6 @@ def test_an_actor_killed_mid_run_loses_no_student(tmp_path, ray_grader, local_gr
     assert ray_grader.remote.resent >= 1, "the kill must land while the actor held a chunk"
     # a report's id may come from the file's content (a notebook's front matter), not its name
     assert sorted(finished) == sorted(r.student_id for r in reference.reports), "every student reported exactly once"
-    assert len(list((tmp_path / "ray" / "reports").glob("*.json"))) == len(sources)
     assert outcome.summary.n_graded == len(sources)
     assert _reports(tmp_path / "ray") == _reports(tmp_path / "reference")
     assert reference.summary.n_graded == len(sources)
