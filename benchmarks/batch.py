@@ -4,6 +4,7 @@
     python benchmarks/batch.py 250 500 1000        # memory as N grows
     python benchmarks/batch.py 200 --no-code       # written parts only
     python benchmarks/batch.py 250 --no-judge      # similarity only (no judge, no cost arm)
+    python benchmarks/batch.py 50 --no-code --backend ray --workers 1,2   # Ray actors vs a local run
 
 For each N, in fresh processes on this machine (each run is a subprocess, so
 model loading and peak RSS are per run):
@@ -22,6 +23,11 @@ model loading and peak RSS are per run):
 4. the same texts through the int8-quantised encoder (`--int8`), for its speedup;
 5. regrade: one part's rubric edited (q3.a's first misconception penalty), the same
    cache, a new output directory.
+
+With `--backend ray --workers 1,2`, each N is graded once locally (the baseline) and then on a
+Ray cluster started on this machine (`ray start --head` on the loopback, as many CPUs as the
+largest number of actors) with each number of actors (one CPU each), each run into its own empty cache: students/s, the ratio to the local run, whether the gradebook is the local one,
+and each actor's peak RSS.
 """
 
 from __future__ import annotations
@@ -126,25 +132,34 @@ def worker_grade(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     encoded: list[str] = []
     options = GradeOptions(cache_dir=Path(args.cache), run_code=not args.no_code,
-                           judge=None if args.no_judge else args.judge)
-    grader = Grader(load_rubric_dir(args.rubrics), options)
-    original = grader.encoder._encode_new
+                           judge=None if args.no_judge else args.judge, device=args.device)
+    if args.backend == "ray":
+        from grader.options import ClusterOptions
+        from grader.ray_backend import RayGrader
 
-    def recording(texts):  # noqa: ANN001, ANN202 - benchmark-only spy on what reaches the model
-        encoded.extend(texts)
-        return original(texts)
+        cluster = ClusterOptions(backend="ray", workers=args.workers, address=args.address)
+        grader = RayGrader(load_rubric_dir(args.rubrics), options, cluster)
+    else:
+        grader = Grader(load_rubric_dir(args.rubrics), options)
+        original = grader.encoder._encode_new
 
-    grader.encoder._encode_new = recording
+        def recording(texts):  # noqa: ANN001, ANN202 - benchmark-only spy on what reaches the model
+            encoded.extend(texts)
+            return original(texts)
+
+        grader.encoder._encode_new = recording
     setup_s = time.perf_counter() - started
     sources, _ = discover([Path(args.submissions)])
     t0 = time.perf_counter()
     outcome = run_batch(grader, sources, Path(args.out), resume=False)
     run_s = time.perf_counter() - t0
+    remote = grader.remote if args.backend == "ray" else None
     grader.close()
     if args.texts:
         Path(args.texts).write_text(json.dumps(encoded))
     st = grader.stats
     return {
+        "actors_peak_rss_mb": sorted(remote.peak_rss_mb.values()) if remote else [],
         "n": len(sources),
         "graded": outcome.summary.n_graded,
         "setup_s": setup_s,
@@ -156,7 +171,7 @@ def worker_grade(args: argparse.Namespace) -> dict:
         "score_s": st.score_s,
         "code_wait_s": st.code_wait_s,
         "report_s": st.report_s,
-        "texts_encoded": len(encoded),
+        "texts_encoded": remote.n_texts_encoded if remote else len(encoded),
         "parts_scored": st.n_parts_scored,
         "parts_from_cache": st.n_parts_from_cache,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -167,7 +182,7 @@ def worker_raw(args: argparse.Namespace) -> dict:
     from grader.embedding import Encoder
 
     texts = json.loads(Path(args.texts).read_text())
-    encoder = Encoder(int8=args.int8)
+    encoder = Encoder(int8=args.int8, device=args.device)
     encoder.model.encode(["warm up"] * 64, batch_size=64)
     t0 = time.perf_counter()
     encoder.model.encode(texts, batch_size=encoder.batch_size, convert_to_numpy=True, normalize_embeddings=True,
@@ -187,10 +202,11 @@ def _spawn(*argv: str) -> dict:
     return result
 
 
-def bench(n: int, work: Path, with_code: bool, judge: str | None = None) -> dict:
+def bench(n: int, work: Path, with_code: bool, judge: str | None = None, device: str | None = None) -> dict:
     subs, cache = work / f"class{n}", work / f"cache{n}"
     generate_class(n, subs, seed=n, with_code=with_code)
-    code_flag = [] if with_code else ["--no-code"]
+    device_flag = ["--device", device] if device else []
+    code_flag = [*([] if with_code else ["--no-code"]), *device_flag]
     judge_flag = ["--judge", judge] if judge else ["--no-judge"]
     texts = work / f"texts{n}.json"
     cold = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS), "--cache", str(cache),
@@ -199,8 +215,8 @@ def bench(n: int, work: Path, with_code: bool, judge: str | None = None) -> dict
     plain = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS),
                    "--cache", str(work / f"cache{n}-nojudge"), "--out", str(work / f"out{n}-nojudge"),
                    "--no-judge", *code_flag) if judge else cold
-    raw = _spawn("--worker", "raw", "--texts", str(texts))
-    raw_int8 = _spawn("--worker", "raw", "--texts", str(texts), "--int8")
+    raw = _spawn("--worker", "raw", "--texts", str(texts), *device_flag)
+    raw_int8 = _spawn("--worker", "raw", "--texts", str(texts), "--int8", *device_flag)
     edited = work / f"rubrics{n}"
     shutil.copytree(RUBRICS, edited)
     q3 = edited / "q3.yaml"
@@ -208,6 +224,50 @@ def bench(n: int, work: Path, with_code: bool, judge: str | None = None) -> dict
     regrade = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(edited), "--cache", str(cache),
                      "--out", str(work / f"regrade{n}"), *code_flag, *judge_flag)
     return {"n": n, "cold": cold, "plain": plain, "raw": raw, "raw_int8": raw_int8, "regrade": regrade}
+
+
+def bench_ray(n: int, work: Path, with_code: bool, judge: str | None, workers: list[int], device: str | None) -> dict:
+    """One local run and one Ray run per number of actors, each into its own empty cache."""
+    subs = work / f"class{n}"
+    generate_class(n, subs, seed=n, with_code=with_code)
+    flags = [*([] if with_code else ["--no-code"]), *(["--judge", judge] if judge else ["--no-judge"]),
+             *(["--device", device] if device else [])]
+
+    def run(name: str, *extra: str) -> dict:
+        result = _spawn("--worker", "grade", "--submissions", str(subs), "--rubrics", str(RUBRICS),
+                        "--cache", str(work / f"cache{n}-{name}"), "--out", str(work / f"out{n}-{name}"), *flags, *extra)
+        result["gradebook"] = (work / f"out{n}-{name}" / "gradebook.csv").read_text()
+        return result
+
+    from grader.ray_backend import LOCAL_HEAD_ENV, local_cluster
+
+    os.environ.update(LOCAL_HEAD_ENV)  # the Ray runs' drivers join the head below
+    local = run("local")
+    with local_cluster(num_cpus=max(workers)) as address:  # one head for every arm, as on a cluster
+        arms = {w: run(f"ray{w}", "--backend", "ray", "--workers", str(w), "--address", address) for w in workers}
+    return {"n": n, "local": local, "ray": arms}
+
+
+def _ray_table(rows: list[dict]) -> str:
+    out = [
+        "| N | run | students/s | vs local | same gradebook | setup (cluster + models) | texts encoded | driver peak RSS | actors' peak RSS |",
+        "|---:|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        base = r["local"]
+        out.append(f"| {r['n']} | local | {base['n'] / base['run_s']:.2f} | 1.00x | - | {base['setup_s']:.1f} s | "
+                   f"{base['texts_encoded']} | {base['peak_rss_mb']:.0f} MB | - |")
+        for w, arm in r["ray"].items():
+            out.append(
+                f"| {r['n']} | ray, {w} actor{'s' if w > 1 else ''} | {arm['n'] / arm['run_s']:.2f} | "
+                f"{base['run_s'] / arm['run_s']:.2f}x | {'yes' if arm['gradebook'] == base['gradebook'] else 'NO'} | "
+                f"{arm['setup_s']:.1f} s | {arm['texts_encoded']} | {arm['peak_rss_mb']:.0f} MB | "
+                f"{', '.join(f'{m:.0f} MB' for m in arm['actors_peak_rss_mb'])} |"
+            )
+    out.append("")
+    out.append("'vs local' is the local run's time over the Ray run's, both without process start and model "
+               "loading ('run'); one CPU per actor; the driver parses and writes on the same machine.")
+    return "\n".join(out)
 
 
 def _table(rows: list[dict]) -> str:
@@ -249,8 +309,16 @@ def main() -> None:
     parser.add_argument("--int8", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--judge", default=DEFAULT_JUDGE, help="The cross-encoder judge graded with (the default's); its cost is measured against --no-judge.")
     parser.add_argument("--no-judge", action="store_true", help="Grade without a judge (no cost arm).")
+    parser.add_argument("--device", default=None, help="Where the models run: cpu, cuda (default: cuda when torch sees one).")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="ray: compare Ray runs (one per --workers value) with a local run.")
+    parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", default="1,2",
+                        help="With --backend ray: actor counts to measure, comma-separated (a number in a worker run).")
     args = parser.parse_args()
     if args.worker:
+        if args.backend == "ray":
+            args.workers = int(args.workers)
         result = worker_grade(args) if args.worker == "grade" else worker_raw(args)
         print(json.dumps(result))
         return
@@ -260,10 +328,14 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GRADER_CACHE_DIR", str(work / "unused-default-cache"))
     rows = []
+    judge = None if args.no_judge else args.judge
     for n in args.sizes:
-        rows.append(bench(n, work, with_code=not args.no_code, judge=None if args.no_judge else args.judge))
+        if args.backend == "ray":
+            rows.append(bench_ray(n, work, not args.no_code, judge, [int(w) for w in args.workers.split(",")], args.device))
+        else:
+            rows.append(bench(n, work, with_code=not args.no_code, judge=judge, device=args.device))
         print(f"N={n} done", file=sys.stderr)
-    print(json.dumps(rows, indent=2) if args.json else _table(rows))
+    print(json.dumps(rows, indent=2) if args.json else (_ray_table if args.backend == "ray" else _table)(rows))
 
 
 if __name__ == "__main__":

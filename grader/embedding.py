@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from grader.accelerate import encode_overlapped, for_device, on_gpu
+
 if TYPE_CHECKING:
     from grader.cache import Cache
 
@@ -75,6 +77,7 @@ def _load(path: str, device: str, int8: bool = False):  # noqa: ANN202 - Sentenc
     hf_logging.disable_progress_bar()
 
     model = SentenceTransformer(path, device=device, local_files_only=True)
+    model = for_device(model, device)  # fp16 on CUDA
     if int8:
         import torch
 
@@ -112,6 +115,8 @@ class Encoder:
         self.identity = model_identity(self.path, DEFAULT_MODEL if model in (None, DEFAULT_MODEL) else None)
         if self.int8:
             self.identity += "+int8"  # other vectors: cached and reported apart from the float model's
+        if on_gpu(self.device):
+            self.identity += "+fp16"  # likewise for the GPU's half-precision vectors
         self.cache = cache
         self._memo = _MEMO.setdefault(self.identity, {})
         self._pinned: set[str] = set()
@@ -127,13 +132,16 @@ class Encoder:
 
     def _encode_new(self, texts: list[str]) -> np.ndarray:
         started = time.perf_counter()
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        if on_gpu(self.device):  # fp16, tokenisation overlapped with the forward
+            vectors = encode_overlapped(self.model, texts, self.device)
+        else:
+            vectors = self.model.encode(
+                texts,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
         self.encode_s += time.perf_counter() - started
         self.n_encoded += len(texts)
         return np.asarray(vectors, dtype=np.float32)

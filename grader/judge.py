@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.accelerate import for_device, judge_overlapped, on_gpu
 from grader.cache import Cache, digest
 from grader.embedding import default_device
 from grader.artifacts import MODELS_DIR, BaseMismatch, bundled_base_dir, check_base, file_sha256, find_model_dir, read_model_meta
@@ -184,14 +185,12 @@ class Judge:
         for p in bert.parameters():
             p.requires_grad_(False)
         device = device or default_device()
-        if device.startswith("cuda"):
-            bert.half()
-        bert.to(device)
+        bert = for_device(bert.to(device), device)  # fp16 on CUDA
         head_weight = tensors["head.weight"].float().to(device)
         head_bias = tensors["head.bias"].float().to(device)
         if tuple(head_weight.shape) != (len(LABELS), bert.config.hidden_size):
             raise ValueError(f"{path}: head has shape {tuple(head_weight.shape)}, expected ({len(LABELS)}, {bert.config.hidden_size})")
-        identity = f"{path.name}@{file_sha256(weights)[:12]}"
+        identity = f"{path.name}@{file_sha256(weights)[:12]}" + ("+fp16" if on_gpu(device) else "")
         del torch
         return cls(path, meta, tokenizer, bert, head_weight, head_bias, device, identity)
 
@@ -216,10 +215,13 @@ class Judge:
                 if key in stored:
                     self._memo[p] = np.array(json.loads(stored[key]), dtype=np.float64)
             todo = [p for p in todo if p not in self._memo]
-        if todo:
+        if todo and on_gpu(self.device):  # fp16, tokenisation overlapped with the forward
+            self._memo.update(zip(todo, judge_overlapped(self, todo)))
+            self.forward_pairs += len(todo)
+        elif todo:
             self._forward(todo, batch_size)
-            if self.store is not None:
-                self.store.put_results((self._store_key(p), json.dumps(self._memo[p].tolist())) for p in todo)
+        if todo and self.store is not None:
+            self.store.put_results((self._store_key(p), json.dumps(self._memo[p].tolist())) for p in todo)
         if not pairs:
             return np.zeros((0, len(LABELS)))
         return np.stack([self._memo[p] for p in pairs])

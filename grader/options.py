@@ -8,6 +8,7 @@ command line cannot drift apart.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +35,11 @@ class GradeOptions(BaseModel):
         default=1, ge=1, description="Code answers run at once, each in its own warm sandbox (about one core each)."
     )
     cache_dir: Path | None = Field(default=None, description="Embedding and result cache (SQLite); None: memory only.")
+    device: str | None = Field(
+        default=None,
+        pattern=r"^(cpu|cuda(:[0-9]+)?)$",
+        description="Where the encoder and the judge run: cpu, cuda or cuda:N (fp16); None: cuda when torch sees one.",
+    )
     int8: bool = Field(
         default=False, description="Faster CPU encoder: int8-quantised Linear layers (agreement in docs/benchmarks.md)."
     )
@@ -46,3 +52,28 @@ class GradeOptions(BaseModel):
         default=64, ge=1, description="Students parsed, encoded and written together (memory vs. speed)."
     )
     memo_limit: int = Field(default=50_000, ge=0, description="Student-text vectors kept in memory between chunks.")
+
+
+class ClusterOptions(BaseModel):
+    """Where a batch is graded: in this process, or on a pool of Ray actors (grader.ray_backend)."""
+
+    backend: Literal["local", "ray"] = Field(
+        default="local",
+        description="local: this process; ray: a pool of Ray actors, each with the models and a sandbox.",
+    )
+    address: str | None = Field(
+        default=None,
+        description="Ray cluster to join (HOST:PORT of its head, or auto); None: start one on this machine.",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Ray actors grading at once, each holding the models (about 1 GB); "
+        "None: one per CPU the cluster has.",
+    )
+    cpus_per_worker: int = Field(default=1, ge=1, description="CPUs each Ray actor reserves (its torch threads).")
+    gpus_per_worker: float = Field(
+        default=0.0,
+        ge=0,
+        description="GPUs each Ray actor reserves (e.g. 0.25: four actors share one GPU); 0: CPU only.",
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from grader import __version__
+from grader.accelerate import use_cores
 from grader.cache import Cache
 from grader.code_scorer import CodeScorer
 from grader.fingerprint import code_fingerprint
@@ -85,17 +87,25 @@ class Grader:
         self, rubrics: RubricSet, options: GradeOptions | None = None, encoder: Encoder | None = None,
         judge: Judge | None = None,
     ) -> None:
-        self.rubrics = rubrics
-        self.options = options or GradeOptions()
-        self.cache = Cache(self.options.cache_dir) if self.options.cache_dir else None
-        self.stats = RunStats()
+        self._setup(rubrics, options)
+        use_cores()  # torch threads follow the cores this process may use, once
         self.written = WrittenScorer(rubrics, self.options, self.cache, self.stats, encoder=encoder, judge=judge)
         self.code = CodeScorer(rubrics, self.options, self.cache, self.stats)
         self.scorers: tuple[Scorer, ...] = (self.code, self.written)
         """In submission order: code first, so the sandbox works while the encoder does."""
         self.model_identity = self.written.identity
+
+    def _setup(self, rubrics: RubricSet, options: GradeOptions | None) -> None:
+        """What a Grader holds besides its scorers (grader.ray_backend.RayGrader has other scorers)."""
+        self.rubrics = rubrics
+        self.options = options or GradeOptions()
+        self.cache = Cache(self.options.cache_dir) if self.options.cache_dir else None
+        self.stats = RunStats()
         self.fingerprint = code_fingerprint()
         self.layout = layout_of(rubrics)
+        self.chunks_in_flight = 1
+        """Chunks submitted before the oldest one's reports are awaited: 1 for scorers that score
+        as they are submitted, more for scorers that work elsewhere (a pool of Ray actors)."""
 
     # the written scorer's models, for callers that score answers directly (evaluation, tests)
     @property
@@ -191,6 +201,7 @@ class Grader:
         chunks = [list(sources[i : i + size]) for i in range(0, len(sources), size)]
         if not chunks:
             return
+        submitted: deque[list[_Pending | StudentReport]] = deque()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grader-parse") as parser:
             upcoming = parser.submit(self._parse_chunk, chunks[0])
             for k in range(len(chunks)):
@@ -198,12 +209,14 @@ class Grader:
                 if k + 1 < len(chunks):
                     upcoming = parser.submit(self._parse_chunk, chunks[k + 1])
                 self._score_chunk([p for p in parsed if isinstance(p, _Pending)])
-                for entry in parsed:
-                    report = entry if isinstance(entry, StudentReport) else self._finish(entry)
-                    self.stats.n_students += 1
-                    if progress:
-                        progress(report.student_id)
-                    yield report
+                submitted.append(parsed)
+                while submitted and (len(submitted) >= self.chunks_in_flight or k + 1 == len(chunks)):
+                    for entry in submitted.popleft():
+                        report = entry if isinstance(entry, StudentReport) else self._finish(entry)
+                        self.stats.n_students += 1
+                        if progress:
+                            progress(report.student_id)
+                        yield report
 
     def grade_sources(
         self, sources: Sequence[SubmissionSource], progress: Progress | None = None

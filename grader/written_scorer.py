@@ -37,11 +37,11 @@ if TYPE_CHECKING:
     from grader.judge import Judge
 
 
-def load_judge(name: str) -> Judge:
-    """The judge named by `name` (a model shipped with grader, or a path), loaded offline."""
+def load_judge(name: str, device: str | None = None) -> Judge:
+    """The judge named by `name` (a model shipped with grader, or a path), loaded offline (on `device`, if given)."""
     from grader.judge import Judge
 
-    return Judge.load(name)
+    return Judge.load(name, device=device)
 
 
 def model_identity(encoder: Encoder, judge: Judge | None) -> str:
@@ -118,8 +118,8 @@ class WrittenScorer:
         self.options = options
         self.cache = cache
         self.stats = stats or RunStats()
-        self.encoder = encoder or Encoder(options.model, cache=cache, int8=options.int8)
-        self.judge = judge or (load_judge(options.judge) if options.judge else None)
+        self.encoder = encoder or Encoder(options.model, cache=cache, int8=options.int8, device=options.device)
+        self.judge = judge or (load_judge(options.judge, options.device) if options.judge else None)
         if self.judge is not None and cache is not None:
             self.judge.store = cache
         self.indexes = build_indexes(rubrics, self.encoder, options.scoring, self.judge)

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 
 from grader.embedding import Encoder
+from grader.ray_backend import LOCAL_HEAD_ENV
 from grader.rubric import RubricSet, load_rubric_dir
 
 # The CLI caches embeddings under ~/.cache/grader by default; tests keep theirs private.
 os.environ["GRADER_CACHE_DIR"] = tempfile.mkdtemp(prefix="grader-test-cache-")
+# The Ray clusters tests start stay on this machine's loopback (set before any test imports ray).
+for _name, _value in LOCAL_HEAD_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRICS = ROOT / "rubrics"

@@ -202,7 +202,6 @@ def test_flag_defaults_are_the_library_defaults(verb):
     if "no_code" in flags:
         assert flags["no_code"] is not library.run_code
     assert flags["no_judge"] is (library.judge is None)
-    assert flags["judge_scope"] == library.scoring.judge_scope
 
 
 def test_code_workers_flag_reaches_the_options():

@@ -14,11 +14,17 @@ from rich.text import Text
 
 from grader.cli.models import open_grader
 from grader.cli.options import (
+    CLUSTER_DEFAULTS,
     DEFAULT_JUDGE,
     GRADE_DEFAULTS,
+    AddressOption,
+    BackendOption,
     CacheDirOption,
     ChunkSizeOption,
     CodeWorkersOption,
+    CpusPerWorkerOption,
+    DeviceOption,
+    GpusPerWorkerOption,
     Int8Option,
     JudgeOption,
     MaxBytesOption,
@@ -28,6 +34,8 @@ from grader.cli.options import (
     NoJudgeOption,
     RubricsOption,
     UnsandboxedOption,
+    WorkersOption,
+    cluster_options,
     grade_options,
 )
 from grader.cli.output import err, fail, out
@@ -55,12 +63,20 @@ def grade(
     int8: Int8Option = GRADE_DEFAULTS.int8,
     judge: JudgeOption = DEFAULT_JUDGE,
     no_judge: NoJudgeOption = False,
+    device: DeviceOption = GRADE_DEFAULTS.device,
+    backend: BackendOption = CLUSTER_DEFAULTS.backend,
+    address: AddressOption = CLUSTER_DEFAULTS.address,
+    workers: WorkersOption = CLUSTER_DEFAULTS.workers,
+    cpus_per_worker: CpusPerWorkerOption = CLUSTER_DEFAULTS.cpus_per_worker,
+    gpus_per_worker: GpusPerWorkerOption = CLUSTER_DEFAULTS.gpus_per_worker,
 ) -> None:
     """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json.
 
     Reports are written as students finish; a run that was interrupted resumes where it stopped.
+    `--backend ray` grades on a pool of Ray actors (this machine, or a cluster with --address).
     """
     options = grade_options(locals())
+    cluster = cluster_options(locals())
     from grader.batch import run_batch
     from grader.intake import discover
 
@@ -73,7 +89,7 @@ def grade(
         err.print(f"[yellow]skipped:[/] {escape(w)}", highlight=False)
     if not sources:
         fail("No submissions found in " + ", ".join(map(str, submissions)), code=1)
-    with open_grader(rubric_set, options) as grader:
+    with open_grader(rubric_set, options, cluster) as grader:
         with Progress(
             TextColumn("[bold]grading"),
             BarColumn(),

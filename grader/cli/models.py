@@ -10,7 +10,7 @@ from rich.markup import escape
 from grader.cli.output import err, fail
 from grader.embedding import ModelNotFound
 from grader.judge import JudgeNotFound
-from grader.options import GradeOptions
+from grader.options import ClusterOptions, GradeOptions
 from grader.rubric import RubricSet
 
 if TYPE_CHECKING:
@@ -28,12 +28,26 @@ def loading(build: Callable[[], T]) -> T:
         fail(f"Model not found: {exc}{hint}")
 
 
-def open_grader(rubrics: RubricSet, options: GradeOptions) -> Grader:
-    """A Grader for a verb; if code parts cannot run here, one prominent line says so and why, before any work."""
+def open_grader(rubrics: RubricSet, options: GradeOptions, cluster: ClusterOptions | None = None) -> Grader:
+    """A Grader for a verb, local or on Ray actors (`cluster`); if code parts cannot run, one prominent line
+    says so and why, before any work."""
     from grader.pipeline import Grader
 
-    grader = loading(lambda: Grader(rubrics, options))
+    if cluster is None or cluster.backend == "local":
+        grader = loading(lambda: Grader(rubrics, options))
+    else:
+        grader = loading(lambda: ray_grader(rubrics, options, cluster))
     reason = grader.code_unavailable()
     if reason:
         err.print(f"[bold red]Code parts will not be graded:[/] {escape(reason)}", highlight=False)
     return grader
+
+
+def ray_grader(rubrics: RubricSet, options: GradeOptions, cluster: ClusterOptions) -> Grader:
+    """A Grader on Ray actors (grader.ray_backend): imported only when asked for, as Ray is an optional extra."""
+    from grader.ray_backend import ClusterError, RayGrader
+
+    try:
+        return RayGrader(rubrics, options, cluster)
+    except ClusterError as exc:
+        fail(str(exc))

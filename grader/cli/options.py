@@ -1,6 +1,6 @@
 """Every flag of the command line, declared once.
 
-Defaults and help come from the library's options models (GradeOptions, ScoringConfig), so a
+Defaults and help come from the library's options models (GradeOptions, ClusterOptions), so a
 verb's flags and the API cannot drift: a verb takes `Annotated` parameters from here with the
 matching model default, and hands its parsed flags to :func:`grade_options` by name.
 """
@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
+from pydantic import BaseModel, ValidationError
 
-from grader.options import GradeOptions
+from grader.options import ClusterOptions, GradeOptions
 
 GRADE_DEFAULTS = GradeOptions()
 """The library's defaults, read by every verb's signature."""
+CLUSTER_DEFAULTS = ClusterOptions()
+BACKENDS: tuple[str, ...] = get_args(ClusterOptions.model_fields["backend"].annotation)
 
 
-def _help(name: str) -> str:
-    return GradeOptions.model_fields[name].description or ""
+def _help(name: str, model: type[BaseModel] = GradeOptions) -> str:
+    return model.model_fields[name].description or ""
 
 
 RubricsOption = Annotated[
@@ -45,6 +48,16 @@ CacheDirOption = Annotated[
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Keep nothing on disk between runs.")]
 ChunkSizeOption = Annotated[int, typer.Option("--chunk-size", min=1, help=_help("chunk_size"))]
 Int8Option = Annotated[bool, typer.Option("--int8", help=_help("int8"))]
+DeviceOption = Annotated[str | None, typer.Option("--device", help=_help("device"))]
+BackendOption = Annotated[str, typer.Option("--backend", help=_help("backend", ClusterOptions))]
+AddressOption = Annotated[str | None, typer.Option("--address", help=_help("address", ClusterOptions))]
+WorkersOption = Annotated[int | None, typer.Option("--workers", min=1, help=_help("workers", ClusterOptions))]
+CpusPerWorkerOption = Annotated[
+    int, typer.Option("--cpus-per-worker", min=1, help=_help("cpus_per_worker", ClusterOptions))
+]
+GpusPerWorkerOption = Annotated[
+    float, typer.Option("--gpus-per-worker", min=0, help=_help("gpus_per_worker", ClusterOptions))
+]
 JudgeOption = Annotated[
     str,
     typer.Option("--judge", help="Cross-encoder that decides whether the answer entails or contradicts each key point: a model shipped with grader, by name, or a path."),
@@ -72,4 +85,20 @@ def grade_options(flags: Mapping[str, Any]) -> GradeOptions:
         fields["cache_dir"] = None if flags.get("no_cache") else (flags.get("cache_dir") or default_cache_dir())
     if "judge" in flags:
         fields["judge"] = None if flags.get("no_judge") else flags["judge"]
-    return GradeOptions(**fields)
+    try:
+        return GradeOptions(**fields)
+    except ValidationError as exc:
+        from grader.cli.output import fail
+
+        fail(
+            "Invalid option", [f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
+        )
+
+
+def cluster_options(flags: Mapping[str, Any]) -> ClusterOptions:
+    """ClusterOptions from a verb's parsed flags, matched by name (a clear error for a wrong value)."""
+    from grader.cli.output import fail
+
+    if flags.get("backend", CLUSTER_DEFAULTS.backend) not in BACKENDS:
+        fail(f"--backend must be {' or '.join(BACKENDS)} (got {flags['backend']!r})")
+    return ClusterOptions(**{k: v for k, v in flags.items() if k in ClusterOptions.model_fields})
