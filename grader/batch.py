@@ -65,7 +65,7 @@ class ReviewStep:
     one kept from an earlier run alike, whatever changed in between.
     """
 
-    def __init__(self, out: Path, grader: Grader):
+    def __init__(self, out: Path, grader: Grader) -> None:
         self.decisions = OverrideStore(out).by_student()
         self.language = rubric_language([p.reference_answer for _, p in grader.rubrics.parts() if p.kind == "written"])
 
@@ -160,18 +160,26 @@ def grade_class(
     *,
     resume: bool = True,
     progress: Callable[[str], None] | None = None,
-    encoder: "Encoder | None" = None,
-    judge: "Judge | None" = None,
+    encoder: Encoder | None = None,
+    judge: Judge | None = None,
+    open_grader: Callable[[RubricSet, GradeOptions], Grader] | None = None,
 ) -> ClassRun:
     """Grade a class into OUT the way `grader grade` does: the TA's decisions so far become exemplars of
     their parts (grader.review.corrections), every report gets the decisions applied, and the run is
-    recorded in OUT/run.json so the review app can grade the class again the same way."""
+    recorded in OUT/run.json so the review app can grade the class again the same way.
+
+    The Grader is built by `open_grader` when given (the command line's says why code parts will not
+    run), else from the options with the `encoder` and `judge` passed in."""
     store = OverrideStore(out)
     rubrics, n_exemplars = with_corrections(rubrics, store.all())
     before = list(existing_reports(out).values())
     out.mkdir(parents=True, exist_ok=True)
     write_run_record(out, record)
-    with Grader(rubrics, record.options, encoder=encoder, judge=judge) as grader:
+    if open_grader is None:
+        grader = Grader(rubrics, record.options, encoder=encoder, judge=judge)
+    else:
+        grader = open_grader(rubrics, record.options)
+    with grader:
         outcome = run_batch(grader, sources, out, resume=resume, progress=progress)
     moved = movement(before, outcome.reports, n_exemplars)
     if before and n_exemplars:
