@@ -122,9 +122,12 @@ class PartResult(BaseModel):
     code: CodeResult | None = None
     warnings: list[str] = Field(default_factory=list)
     answer: str | None = Field(default=None, description="The student's answer as graded (None: no answer).")
-    answer_sha256: str | None = Field(default=None, description="Hash of the answer (text and code): what overrides are keyed on.")
+    answer_sha256: str | None = Field(
+        default=None, description="Hash of the answer (text and code): what overrides are keyed on."
+    )
     language: str | None = Field(
-        default=None, description="ISO 639-1 code of the answer's language when it is not the rubric's (flagged for a TA)."
+        default=None,
+        description="ISO 639-1 code of the answer's language when it is not the rubric's (flagged for a TA).",
     )
     review: PartReview | None = Field(default=None, description="A TA's decision on this part, when there is one.")
 

@@ -14,7 +14,7 @@ from grader.cli.output import fail, out
 def export_(
     out_dir: GradedOutArgument,
     fmt: Annotated[str, typer.Option("--format", "-f", help="canvas, moodle, gradescope or csv.")],
-    to: Annotated[Path | None, typer.Option("--to", help="Where the files go [default: OUT/export/].")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Where the files go (default: OUT/export/).")] = None,
     roster: Annotated[
         Path | None,
         typer.Option("--roster", help="LMS roster CSV (Canvas gradebook or Moodle grades export) for identities."),

@@ -19,7 +19,7 @@ def review(
     ] = False,
     part: Annotated[str | None, typer.Option("--part", help="Only this part (e.g. q3.a).")] = None,
     below: Annotated[float | None, typer.Option("--below", help="Only answers with confidence below this.")] = None,
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 [default: a free one].")] = 0,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: a free one).")] = 0,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Serve without opening a browser.")] = False,
 ) -> None:
     """Review the grades in OUT: a local web app on 127.0.0.1 (or the queue in the terminal with --list)."""

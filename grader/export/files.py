@@ -56,8 +56,17 @@ def gradebook_csv(reports: Sequence[StudentReport], rubrics: RubricSet) -> str:
         ta = [p for p in r.parts if ta_graded(p)]
         comments = " | ".join(f"{p.part_id}: {p.review.comment}" for p in ta if p.review and p.review.comment)
         writer.writerow(
-            [r.student_id, r.status, *cells, f"{r.total:g}", f"{r.max_total:g}", f"{r.percent:.2f}", r.error or "",
-             " ".join(p.part_id for p in ta), comments]
+            [
+                r.student_id,
+                r.status,
+                *cells,
+                f"{r.total:g}",
+                f"{r.max_total:g}",
+                f"{r.percent:.2f}",
+                r.error or "",
+                " ".join(p.part_id for p in ta),
+                comments,
+            ]
         )
     return buf.getvalue()
 

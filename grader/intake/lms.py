@@ -34,6 +34,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Sequence
+from functools import partial
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Literal
@@ -327,6 +328,29 @@ def _number(text: str) -> bool:
     return True
 
 
+class _IdentityCells:
+    """Who a row of a wide export is: its identity columns by name, and the student id, taken from
+    the column `--columns student=` names, else from the layout's columns in order."""
+
+    def __init__(
+        self, path: Path, header: list[str], names: Sequence[str], student: str | None, problems: list[str]
+    ) -> None:
+        self.columns = {name: _column(header, name) for name in names}
+        self.student = _column(header, student) if student else None
+        if student and self.student is None:
+            problems.append(f"{path}: student column '{student}' not found")
+
+    @staticmethod
+    def _cell(row: list[str], i: int | None) -> str | None:
+        return row[i].strip() or None if i is not None and i < len(row) else None
+
+    def get(self, row: list[str], name: str) -> str | None:
+        return self._cell(row, self.columns.get(name))
+
+    def student_id(self, row: list[str], *fallbacks: str) -> str | None:
+        return self._cell(row, self.student) or next((v for name in fallbacks if (v := self.get(row, name))), None)
+
+
 def _canvas(path: Path, header: list[str], body: list[list[str]], cm: ColumnMap, parts: set[str]) -> Rows:
     found = []
     for i, h in enumerate(header):
@@ -334,68 +358,43 @@ def _canvas(path: Path, header: list[str], body: list[list[str]], cm: ColumnMap,
         if m and h.strip().lower() not in CANVAS_SUMMARY:
             found.append((i, m.group(1), m.group(2)))
     mapping, problems = _question_map(path, found, cm, parts, "e.g. layout=canvas,1034=q1.a or #1=q1.a")
-    col = {name: _column(header, name) for name in (*CANVAS_IDENTITY, "email")}
-    student_col = _column(header, cm.student) if cm.student else None
-    if cm.student and student_col is None:
-        problems.append(f"{path}: student column '{cm.student}' not found")
+    cells = _IdentityCells(path, header, CANVAS_IDENTITY, cm.student, problems)
     if problems:
         return {}, {}, problems
 
-    def get(row: list[str], name: str) -> str | None:
-        i = col.get(name)
-        return row[i].strip() or None if i is not None and i < len(row) else None
-
     def identify(row: list[str]) -> RosterEntry | None:
-        sid = (
-            (row[student_col].strip() if student_col is not None and student_col < len(row) else None)
-            or get(row, "sis_id")
-            or get(row, "id")
-        )
+        sid = cells.student_id(row, "sis_id", "id")
         if not sid:
             return None
+        get = partial(cells.get, row)
         return RosterEntry(
-            student_id=sid,
-            name=get(row, "name"),
-            lms_id=get(row, "id"),
-            sis_id=get(row, "sis_id"),
-            section=get(row, "section"),
+            student_id=sid, name=get("name"), lms_id=get("id"), sis_id=get("sis_id"), section=get("section")
         )
 
-    return _wide(path, body, mapping, identify, col["attempt"], html_answers=True)
+    return _wide(path, body, mapping, identify, cells.columns["attempt"], html_answers=True)
 
 
 def _moodle(path: Path, header: list[str], body: list[list[str]], cm: ColumnMap, parts: set[str]) -> Rows:
     found = [(i, m.group(1), h) for i, h in enumerate(header) if (m := _MOODLE_RESPONSE.match(h.strip()))]
     mapping, problems = _question_map(path, found, cm, parts, "e.g. layout=moodle,1=q1.a")
     names = ("surname", "first name", "email address", "id number", "username")
-    col = {name: _column(header, name) for name in names}
-    student_col = _column(header, cm.student) if cm.student else None
-    if cm.student and student_col is None:
-        problems.append(f"{path}: student column '{cm.student}' not found")
+    cells = _IdentityCells(path, header, names, cm.student, problems)
     if problems:
         return {}, {}, problems
     body = [row for row in body if not (row and row[0].strip().lower().startswith("overall average"))]
 
-    def get(row: list[str], name: str) -> str | None:
-        i = col.get(name)
-        return row[i].strip() or None if i is not None and i < len(row) else None
-
     def identify(row: list[str]) -> RosterEntry | None:
-        sid = (
-            (row[student_col].strip() if student_col is not None and student_col < len(row) else None)
-            or get(row, "id number")
-            or get(row, "username")
-            or get(row, "email address")
-        )
+        sid = cells.student_id(row, "id number", "username", "email address")
         if not sid:
             return None
-        first, last = get(row, "first name"), get(row, "surname")
+        get = partial(cells.get, row)
+        first, last = get("first name"), get("surname")
         return RosterEntry(
             student_id=sid,
             first_name=first,
             last_name=last,
-            sis_id=get(row, "id number"),
-            email=get(row, "email address"),
+            sis_id=get("id number"),
+            email=get("email address"),
             name=" ".join(x for x in (first, last) if x) or None,
         )
 

@@ -98,27 +98,23 @@ def movement(before: Sequence[StudentReport], after: Sequence[StudentReport], n_
             ):
                 continue
             changes[p.part_id].append(round(grader_points(p) - grader_points(prev), 4))
-    parts = []
-    for part_id, deltas in sorted(changes.items()):
-        moved = [abs(d) for d in deltas if abs(d) >= MOVED]
-        parts.append(
-            PartMovement(
-                part_id=part_id,
-                n_compared=len(deltas),
-                n_moved=len(moved),
-                mean_abs_change=round(sum(moved) / len(moved), 3) if moved else 0.0,
-                max_abs_change=round(max(moved, default=0.0), 3),
-            )
-        )
+    parts = [PartMovement(part_id=part_id, **_moves(deltas)) for part_id, deltas in sorted(changes.items())]
     all_deltas = [d for ds in changes.values() for d in ds]
-    moved = [abs(d) for d in all_deltas if abs(d) >= MOVED]
     return Movement(
         n_exemplars=n_exemplars,
-        n_compared=len(all_deltas),
-        n_moved=len(moved),
         n_up=sum(d >= MOVED for d in all_deltas),
         n_down=sum(d <= -MOVED for d in all_deltas),
-        mean_abs_change=round(sum(moved) / len(moved), 3) if moved else 0.0,
-        max_abs_change=round(max(moved, default=0.0), 3),
         parts=parts,
+        **_moves(all_deltas),
     )
+
+
+def _moves(deltas: Sequence[float]) -> dict[str, float]:
+    """The fields PartMovement and Movement share: how many compared, how many moved, by how much."""
+    moved = [abs(d) for d in deltas if abs(d) >= MOVED]
+    return {
+        "n_compared": len(deltas),
+        "n_moved": len(moved),
+        "mean_abs_change": round(sum(moved) / len(moved), 3) if moved else 0.0,
+        "max_abs_change": round(max(moved, default=0.0), 3),
+    }
