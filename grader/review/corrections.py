@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -109,7 +110,7 @@ def movement(before: Sequence[StudentReport], after: Sequence[StudentReport], n_
     )
 
 
-def _moves(deltas: Sequence[float]) -> dict[str, float]:
+def _moves(deltas: Sequence[float]) -> dict[str, Any]:
     """The fields PartMovement and Movement share: how many compared, how many moved, by how much."""
     moved = [abs(d) for d in deltas if abs(d) >= MOVED]
     return {
