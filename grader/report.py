@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 PartStatus = Literal["graded", "missing", "error"]
+ReviewStatus = Literal["accepted", "overridden", "stale"]
 
 
 class KeyPointResult(BaseModel):
@@ -90,6 +91,22 @@ class CodeResult(BaseModel):
     wall_s: float | None = Field(default=None, description="Wall time of the sandboxed run (all cases).")
 
 
+class PartReview(BaseModel):
+    """A TA's decision on a part, kept beside what the grader said so both stay visible.
+
+    accepted / overridden: the part's points are the TA's. stale: the TA decided on a
+    different answer text than the one graded now, so the grader's points stand and the
+    part waits for the TA again (an override is never applied to, or dropped for, new text).
+    """
+
+    status: ReviewStatus
+    points: float = Field(description="The TA's points (for a stale review: what the TA gave the earlier text).")
+    grader_points: float = Field(description="What the grader gives this answer now.")
+    comment: str | None = Field(default=None, description="The TA's comment, shown to the student.")
+    reviewed_at: str = Field(description="When the TA decided (ISO 8601, UTC).")
+    answer_sha256: str = Field(description="Hash of the answer text the TA reviewed.")
+
+
 class PartResult(BaseModel):
     """A graded part: points, the evidence behind them, and feedback a student can act on."""
 
@@ -114,6 +131,15 @@ class PartResult(BaseModel):
         "placeholder), off_topic, keyword_list, copies_question, padding, contradicts, hedged.",
     )
     needs_review: str | None = Field(default=None, description="Why a person must grade this answer (e.g. another language).")
+    answer: str | None = Field(default=None, description="The student's answer as graded (None: no answer).")
+    answer_sha256: str | None = Field(
+        default=None, description="Hash of the answer (text and code): what overrides are keyed on."
+    )
+    language: str | None = Field(
+        default=None,
+        description="ISO 639-1 code of the answer's language when it is not the course's (held for a TA: needs_review).",
+    )
+    review: PartReview | None = Field(default=None, description="A TA's decision on this part, when there is one.")
 
 
 class UnassignedText(BaseModel):
@@ -169,7 +195,19 @@ class PartSummary(BaseModel):
     std: float | None
     min: float | None
     max: float | None
-    histogram: list[int] = Field(description="Counts of points in 5 equal bins from 0 to max_points.")
+    histogram: list[int] = Field(
+        description="Counts of points in equal bins from 0 to max_points (edges in histogram_edges; the last bin "
+        "includes max_points)."
+    )
+    n_reviewed: int = Field(default=0, description="Answers a TA accepted or overrode.")
+    n_overridden: int = Field(default=0, description="Answers whose points a TA changed.")
+    n_stale: int = Field(default=0, description="TA decisions waiting for review again: the answer text changed.")
+
+    @computed_field(description="Bin edges of `histogram`: len(histogram) + 1 points from 0 to max_points.")
+    @property
+    def histogram_edges(self) -> list[float]:
+        n = len(self.histogram)
+        return [round(self.max_points * i / n, 6) for i in range(n + 1)] if n else []
 
 
 class Failure(BaseModel):

@@ -189,6 +189,8 @@ class Assessment:
     lexical_denials: dict[int, int] = field(default_factory=dict)
     """Key point index -> the unit that denies it by a negation mismatch (see ScoringConfig.lexical_denial)."""
     held_for_review: str | None = None
+    language: str | None = None
+    """ISO 639-1 code of the answer's language when it is not the course's (the answer is held for a TA)."""
     """Why a person must grade this answer (another language), or None."""
     judged: bool = False
 
@@ -324,10 +326,10 @@ def _empty_key_points(part: Part) -> list[KeyPointResult]:
     ]
 
 
-def _held(index: PartIndex, sentences: list[str], reason: str, flag: str) -> Assessment:
+def _held(index: PartIndex, sentences: list[str], reason: str, flag: str, language: str | None = None) -> Assessment:
     return Assessment(
         index.part_id, 0.0, _empty_key_points(index.part), [], confidence=0.0, warnings=[reason], flags={flag},
-        n_sentences=len(sentences), held_for_review=reason, whole=whole_text(sentences),
+        n_sentences=len(sentences), held_for_review=reason, whole=whole_text(sentences), language=language,
     )
 
 
@@ -382,7 +384,7 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     if language is not None:
         reason = (f"this answer appears to be written in {language.name}; the grader reads {cfg.language!r} answers "
                   "only, so it is held for a TA to grade")
-        return _held(index, sentences, reason, "other_language")
+        return _held(index, sentences, reason, "other_language", language.code)
     reading = _read(index, sentences, encoder)
     units = reading.units
     n = reading.n_sentences

@@ -6,12 +6,13 @@ qualified id (``q5.b``). Text the parser could not assign is kept, never dropped
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-SubmissionFormat = Literal["text", "markdown", "notebook", "pdf", "python", "mixed"]
+SubmissionFormat = Literal["text", "markdown", "notebook", "pdf", "python", "mixed", "lms"]
 
 MAX_FILE_BYTES = 2_000_000
 """Largest submission file read by default: far above any written answer, small enough to bound a hostile one."""
@@ -27,6 +28,14 @@ class Answer(BaseModel):
         description="Code found in the answer: fenced blocks, notebook code cells, or a .py file for the part.",
     )
     origin: str = Field(description="Where it came from, e.g. 'alice.txt lines 12-20'.")
+
+    def sha256(self) -> str:
+        """Hash of what the student wrote (text and code): a TA's override is keyed on it."""
+        h = hashlib.sha256(self.text.encode("utf-8", "surrogatepass"))
+        for block in self.code:
+            h.update(b"\0")
+            h.update(block.encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
 
 
 class Unassigned(BaseModel):
@@ -58,6 +67,12 @@ class SubmissionSource(BaseModel):
 
     student_id: str
     paths: list[Path]
+    answers: list[Answer] | None = Field(
+        default=None,
+        description="Answers already split by part (an LMS export read by grader.intake.lms); paths then name "
+        "the file they came from, and nothing is parsed.",
+    )
+    notes: list[str] = Field(default_factory=list, description="What reading the source noticed (kept as warnings).")
 
 
 class SubmissionError(Exception):

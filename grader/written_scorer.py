@@ -72,6 +72,7 @@ def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
         warnings=assessment.warnings,
         flags=sorted(assessment.flags),
         needs_review=assessment.held_for_review,
+        language=assessment.language,
     )
 
 

@@ -37,8 +37,8 @@ def encoder() -> Encoder:
 @pytest.fixture(scope="session")
 def judge():
     """The default cross-encoder judge, loaded once for the whole session."""
-    from grader.pipeline import load_judge
     from grader.judge import DEFAULT_NAME
+    from grader.pipeline import load_judge
 
     return load_judge(DEFAULT_NAME)
 
@@ -51,6 +51,59 @@ def written_grader(rubrics: RubricSet, encoder: Encoder, judge):
     grader = Grader(rubrics, GradeOptions(run_code=False), encoder=encoder, judge=judge)
     yield grader
     grader.close()
+
+
+SOFIA = """Question 3
+
+- a) Sí, el momento sigue ayudando. La convexidad solo garantiza que hay un único mínimo global, pero el
+descenso de gradiente puede avanzar muy despacio en un valle alargado y oscilar entre las paredes; el
+momento promedia los gradientes pasados y acelera la convergencia en la dirección consistente.
+"""
+
+
+@pytest.fixture(scope="session")
+def graded_class(tmp_path_factory, rubrics: RubricSet, encoder: Encoder, judge) -> Path:
+    """The sample class graded once (written parts), plus a copy of kim (a group of two, a pair to
+    flag) and an answer in Spanish; rubrics copied beside it so a test may edit them. Tests copy it."""
+    import shutil
+
+    from grader.batch import RunRecord, grade_class
+    from grader.intake.lms import gather_sources
+    from grader.options import GradeOptions
+
+    base = tmp_path_factory.mktemp("graded-class")
+    shutil.copytree(RUBRICS, base / "rubrics")
+    subs = base / "submissions"
+    subs.mkdir()
+    for path in sorted((ROOT / "submissions").iterdir()):
+        if path.is_file() and path.suffix in (".txt", ".md"):
+            shutil.copy(path, subs / path.name)
+    shutil.copy(subs / "kim.txt", subs / "kimcopy.txt")
+    (subs / "sofia.txt").write_text(SOFIA, encoding="utf-8")
+    rubric_set = load_rubric_dir(base / "rubrics")
+    options = GradeOptions(run_code=False, cache_dir=base / "cache")
+    record = RunRecord(inputs=[subs], rubrics=base / "rubrics", options=options)
+    sources, _, _ = gather_sources([subs], None, rubric_set.part_ids())
+    grade_class(record, rubric_set, sources, base / "out", encoder=encoder, judge=judge)
+    return base
+
+
+@pytest.fixture
+def class_copy(graded_class: Path, tmp_path: Path) -> Path:
+    """A private copy of the graded class (its out/, rubrics/ and submissions/), run.json pointing at the copy."""
+    import shutil
+
+    from grader.batch import read_run_record, write_run_record
+
+    shutil.copytree(graded_class, tmp_path / "class")
+    base = tmp_path / "class"
+    record = read_run_record(base / "out")
+    record = record.model_copy(update={
+        "inputs": [base / "submissions"], "rubrics": base / "rubrics",
+        "options": record.options.model_copy(update={"cache_dir": base / "cache"}),
+    })
+    write_run_record(base / "out", record)
+    return base
 
 
 MODEL_FIXTURES = {"encoder", "judge", "written_grader"}

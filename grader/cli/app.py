@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from grader import __version__
-from grader.cli import check, grade, new_rubric, schema, validate
+from grader.cli import check, grade, new_rubric, override, review, schema, validate
 from grader.cli import eval as eval_verb
+from grader.cli import export as export_verb
 from grader.cli.output import out
 
 app = typer.Typer(
@@ -40,3 +41,6 @@ app.command("validate")(validate.validate)
 app.command("schema")(schema.schema)
 app.command("new-rubric")(new_rubric.new_rubric)
 app.command("eval")(eval_verb.eval_)
+app.command("review")(review.review)
+app.command("override")(override.override)
+app.command("export")(export_verb.export_)

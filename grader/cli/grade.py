@@ -22,6 +22,7 @@ from grader.cli.options import (
     CacheDirOption,
     ChunkSizeOption,
     CodeWorkersOption,
+    ColumnsOption,
     CpusPerWorkerOption,
     DeviceOption,
     GpusPerWorkerOption,
@@ -39,7 +40,7 @@ from grader.cli.options import (
     grade_options,
 )
 from grader.cli.output import err, fail, out
-from grader.cli.rubrics import load_rubrics
+from grader.cli.rubrics import load_rubrics, rubrics_dir
 from grader.report import ClassSummary, StudentReport
 
 
@@ -64,53 +65,74 @@ def grade(
     judge: JudgeOption = DEFAULT_JUDGE,
     no_judge: NoJudgeOption = False,
     device: DeviceOption = GRADE_DEFAULTS.device,
+    columns: ColumnsOption = None,
     backend: BackendOption = CLUSTER_DEFAULTS.backend,
     address: AddressOption = CLUSTER_DEFAULTS.address,
     workers: WorkersOption = CLUSTER_DEFAULTS.workers,
     cpus_per_worker: CpusPerWorkerOption = CLUSTER_DEFAULTS.cpus_per_worker,
     gpus_per_worker: GpusPerWorkerOption = CLUSTER_DEFAULTS.gpus_per_worker,
 ) -> None:
-    """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json.
+    """Batch-grade submissions: writes OUT/reports/*.json, OUT/feedback/*.md, OUT/gradebook.csv, OUT/summary.json,
+    OUT/report.html.
 
-    Reports are written as students finish; a run that was interrupted resumes where it stopped.
+    Reports are written as students finish; a run that was interrupted resumes where it stopped. A TA's
+    decisions in OUT/overrides.sqlite are applied to every report, and teach the grader their parts.
     `--backend ray` grades on a pool of Ray actors (this machine, or a cluster with --address).
     """
     options = grade_options(locals())
     cluster = cluster_options(locals())
-    from grader.batch import run_batch
-    from grader.intake import discover
+    from grader.batch import RunRecord, grade_class
+    from grader.intake.lms import LmsError, gather_sources, write_roster
 
     missing = [p for p in submissions if not p.exists()]
     if missing:
         fail(f"Not found: {', '.join(map(str, missing))}")
     rubric_set = load_rubrics(rubrics)
-    sources, warnings = discover(list(submissions))
+    try:
+        sources, roster, warnings = gather_sources(submissions, columns, rubric_set.part_ids(), max_bytes=max_bytes)
+    except LmsError as exc:
+        fail(f"Cannot read the LMS export ({len(exc.problems)} problem(s)):", exc.problems)
     for w in warnings:
         err.print(f"[yellow]skipped:[/] {escape(w)}", highlight=False)
     if not sources:
         fail("No submissions found in " + ", ".join(map(str, submissions)), code=1)
-    with open_grader(rubric_set, options, cluster) as grader:
-        with Progress(
-            TextColumn("[bold]grading"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-        ) as bar:
-            task = bar.add_task("", total=len(sources))
-            outcome = run_batch(
-                grader,
-                sources,
-                out_dir,
-                resume=not fresh,
-                progress=lambda sid: bar.update(task, advance=1, description=sid),
-            )
+    record = RunRecord(
+        inputs=[p.resolve() for p in submissions],
+        rubrics=rubrics_dir(rubrics).resolve(),
+        columns=columns,
+        options=options,
+    )
+    if roster:
+        write_roster(out_dir, roster)
+    with Progress(
+        TextColumn("[bold]grading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("", total=len(sources))
+        run = grade_class(
+            record,
+            rubric_set,
+            sources,
+            out_dir,
+            resume=not fresh,
+            progress=lambda sid: bar.update(task, advance=1, description=sid),
+            open_grader=lambda rubrics, options: open_grader(rubrics, options, cluster),
+        )
+    outcome = run.outcome
     print_summary(outcome.reports, outcome.summary)
     if outcome.reused:
         out.print(f"{outcome.reused} report(s) were still current and kept (--fresh regrades them).")
-    out.print(f"Reports written to {out_dir}/ (reports/, feedback/, gradebook.csv, summary.json)")
+    if run.movement.n_exemplars:
+        out.print(run.movement.sentence(), highlight=False)
+    reviewed = sum(p.n_reviewed for p in outcome.summary.parts)
+    if reviewed:
+        out.print(f"{reviewed} answer(s) carry a TA's decision (from {out_dir}/overrides.sqlite).")
+    out.print(f"Reports written to {out_dir}/ (reports/, feedback/, gradebook.csv, summary.json, report.html)")
     if outcome.summary.n_graded == 0:
         raise typer.Exit(1)
 

@@ -66,6 +66,15 @@ NoJudgeOption = Annotated[
     bool, typer.Option("--no-judge", help="Similarity only, no cross-encoder: faster, but it grades topic, not truth (a denial scores like the claim).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON alone on stdout.")]
+ColumnsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="How to read an LMS CSV among the inputs: layout=canvas|moodle|long plus question=part pairs, "
+        "or a YAML file (see README, 'Answers from an LMS').",
+    ),
+]
+GradedOutArgument = Annotated[Path, typer.Argument(help="An output directory of `grader grade`.")]
 
 DEFAULT_JUDGE: str = GRADE_DEFAULTS.judge or ""
 
@@ -82,7 +91,8 @@ def grade_options(flags: Mapping[str, Any]) -> GradeOptions:
     if "no_code" in flags:
         fields["run_code"] = not flags["no_code"]
     if "cache_dir" in flags or "no_cache" in flags:
-        fields["cache_dir"] = None if flags.get("no_cache") else (flags.get("cache_dir") or default_cache_dir())
+        cache_dir = flags.get("cache_dir") or default_cache_dir()
+        fields["cache_dir"] = None if flags.get("no_cache") else Path(cache_dir).resolve()
     if "judge" in flags:
         fields["judge"] = None if flags.get("no_judge") else flags["judge"]
     try:

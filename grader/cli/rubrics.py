@@ -25,8 +25,8 @@ def example_rubrics(cwd: Path | None = None) -> Path | None:
     return None
 
 
-def load_rubrics(directory: Path | None) -> RubricSet:
-    """The rubrics in `directory` (or the example course's); every problem as `file: field: reason`, exit 2."""
+def rubrics_dir(directory: Path | None) -> Path:
+    """`directory`, or the example course's rubrics/; exit 2 with how to name one when there is none."""
     if directory is None:
         directory = example_rubrics()
         if directory is None:
@@ -34,7 +34,12 @@ def load_rubrics(directory: Path | None) -> RubricSet:
                 "No rubrics: pass --rubrics DIR (the example course's rubrics/ are used by default only "
                 "when grader runs from a checkout of its repository)."
             )
+    return directory
+
+
+def load_rubrics(directory: Path | None) -> RubricSet:
+    """The rubrics in `directory` (or the example course's); every problem as `file: field: reason`, exit 2."""
     try:
-        return load_rubric_dir(directory)
+        return load_rubric_dir(rubrics_dir(directory))
     except RubricError as exc:
         fail(f"Invalid rubrics ({len(exc.problems)} problem(s)):", exc.problems)

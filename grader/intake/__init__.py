@@ -10,6 +10,10 @@ Three stages, each usable alone:
   Python) and raises :class:`~grader.submission.SubmissionError` -- and nothing else -- for a
   submission that cannot be graded at all (empty, binary, too large, scanned PDF, broken notebook);
 * :func:`segment` (intake.segment) is a pure function that splits one document into part answers.
+
+An LMS export (one CSV, one row per student and part, or Canvas's and Moodle's quiz reports
+through a column map) comes in through :mod:`grader.intake.lms`: its answers are already split
+by part, so :func:`parse_source` hands them on as they are.
 """
 
 from grader.intake.discover import discover, part_from_filename

@@ -9,6 +9,7 @@ from typing import cast
 from grader.intake.decode import read_bytes
 from grader.intake.filetypes import FORMATS
 from grader.intake.formats import FileResult, read_notebook, read_pdf, read_python, read_text_file
+from grader.intake.lms import submission_of
 from grader.submission import (
     MAX_FILE_BYTES,
     Answer,
@@ -39,7 +40,10 @@ def parse_source(source: SubmissionSource, layout: Layout, *, max_bytes: int = M
     Raises :class:`SubmissionError` (only) when nothing can be graded: for a one-file submission,
     an empty, binary, too large, unreadable or scanned (no text layer) file; for a several-file
     submission, only when every file is unusable -- a broken extra file becomes a warning.
+    A source read from an LMS export already holds its answers by part (grader.intake.lms).
     """
+    if source.answers is not None:
+        return submission_of(source)
     if not source.paths:
         raise SubmissionError(f"{source.student_id}: no files in this submission")
     notes: list[str] = []

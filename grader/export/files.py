@@ -47,12 +47,55 @@ def gradebook_csv(reports: Sequence[StudentReport], rubrics: RubricSet) -> str:
     part_ids = rubrics.part_ids()
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["student_id", "status", *part_ids, "total", "max_total", "percent", "error"])
+    writer.writerow(
+        ["student_id", "status", *part_ids, "total", "max_total", "percent", "error", "ta_graded", "ta_comments"]
+    )
     for r in sorted(reports, key=lambda r: r.student_id):
         by_id = {p.part_id: p for p in r.parts}
         cells = [_cell(by_id.get(pid)) for pid in part_ids]
-        writer.writerow([r.student_id, r.status, *cells, f"{r.total:g}", f"{r.max_total:g}", f"{r.percent:.2f}", r.error or ""])
+        ta = [p for p in r.parts if ta_graded(p)]
+        comments = " | ".join(f"{p.part_id}: {p.review.comment}" for p in ta if p.review and p.review.comment)
+        writer.writerow(
+            [
+                r.student_id,
+                r.status,
+                *cells,
+                f"{r.total:g}",
+                f"{r.max_total:g}",
+                f"{r.percent:.2f}",
+                r.error or "",
+                " ".join(p.part_id for p in ta),
+                comments,
+            ]
+        )
     return buf.getvalue()
+
+
+def ta_graded(part: PartResult) -> bool:
+    """The part's points are a TA's (accepted or set), not the grader's."""
+    return part.review is not None and part.review.status != "stale"
+
+
+def points_label(part: PartResult) -> str:
+    """The part's points as a person reads them: a TA's points are marked as such."""
+    return f"{part.points:g} (TA)" if ta_graded(part) else f"{part.points:g}"
+
+
+def review_lines(part: PartResult) -> list[str]:
+    """What a TA decided on this part, in words for the student."""
+    review = part.review
+    if review is None:
+        return []
+    if review.status == "stale":
+        return ["This answer changed after a TA reviewed it; it is waiting for the TA again."]
+    lines = []
+    if review.status == "overridden":
+        lines.append(f"**Points set by a TA: {review.points:g}** (the automatic grade was {review.grader_points:g}).")
+    else:
+        lines.append("A TA checked and confirmed these points.")
+    if review.comment:
+        lines.append(f"**TA's comment:** {review.comment}")
+    return lines
 
 
 def _cell(part: PartResult | None) -> str:
@@ -68,11 +111,13 @@ def feedback_markdown(report: StudentReport) -> str:
     lines += [f"**Total: {report.total:g} / {report.max_total:g} ({report.percent:.1f}%)**", ""]
     lines += ["| Part | Points | Max | Status |", "|---|---:|---:|---|"]
     for p in report.parts:
-        lines.append(f"| {p.part_id} | {p.points:g} | {p.max_points:g} | {p.status} |")
+        lines.append(f"| {p.part_id} | {points_label(p)} | {p.max_points:g} | {p.status} |")
     lines.append("")
     for p in report.parts:
-        lines.append(f"## {p.part_id}: {p.points:g} / {p.max_points:g}")
+        lines.append(f"## {p.part_id}: {points_label(p)} / {p.max_points:g}")
         lines.append("")
+        for line in review_lines(p):
+            lines.append(f"- {line}")
         for line in p.feedback:
             lines.append(f"- {line}")
         if p.code is not None and p.code.cases:
