@@ -50,6 +50,20 @@ def remove_stale_temporaries(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def _unwritable(report: StudentReport, exc: Exception) -> StudentReport:
+    """A failed report in place of one that cannot be written, saying why (never resumed: no input hash)."""
+    return StudentReport(
+        student_id=report.student_id,
+        files=report.files,
+        status="failed",
+        error=f"the report could not be written ({type(exc).__name__}); a TA must grade this submission",
+        max_total=report.max_total,
+        grader_version=report.grader_version,
+        rubric_sha256=report.rubric_sha256,
+        model=report.model,
+    )
+
+
 def run_batch(
     grader: Grader,
     sources: Sequence[SubmissionSource],
@@ -76,7 +90,11 @@ def run_batch(
     positions = iter(i for i, _ in todo)
     for report in grader.grade_stream([s for _, s in todo], progress):
         t0 = time.perf_counter()
-        write_student(out, report)
+        try:
+            write_student(out, report)
+        except Exception as exc:  # noqa: BLE001 - one unwritable report must not stop the batch
+            report = _unwritable(report, exc)
+            write_student(out, report)
         grader.stats.report_s += time.perf_counter() - t0
         reports[next(positions)] = report
     t0 = time.perf_counter()

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from grader import __version__
 from grader.cache import Cache, digest
+from grader.code.outcomes import repeatable
 from grader.embedding import DEFAULT_MODEL, Encoder
 from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.feedback import MISSING, written_feedback
@@ -131,17 +132,17 @@ def load_judge(name: str) -> "Judge":
     return Judge.load(name)
 
 
-LOAD_DEPENDENT = {"timeout", "killed", "crashed", "sandbox_error", "reference_error", "not_run", "no_result"}
-"""Code outcomes that may differ on a rerun (machine load, a sandbox hiccup): never cached."""
-
-
-def _repeatable(result: PartResult) -> bool:
-    """A code result a rerun would reproduce exactly: graded, and no case ended for a load-dependent reason."""
-    if result.status != "graded" or result.code is None:
-        return False
-    if result.code.outcome in LOAD_DEPENDENT:
-        return False
-    return not any(case.reason_code in LOAD_DEPENDENT for case in result.code.cases)
+def _savable(part_id: str, part: Part, result: PartResult) -> PartResult:
+    """The result itself if it can be written out; else this part fails with the reason (the rest goes on)."""
+    try:
+        result.model_dump_json()
+        return result
+    except Exception as exc:  # noqa: BLE001 - one unwritable result must not stop the batch
+        reason = f"the result could not be saved ({type(exc).__name__}: {str(exc)[:200]!r})"
+        return PartResult(
+            part_id=part_id, kind=part.kind, status="error", points=0.0, max_points=part.max_points, confidence=0.0,
+            feedback=[f"This part could not be graded automatically: {reason}; a TA will grade it."], warnings=[reason],
+        )
 
 
 def part_key(index: PartIndex, rubrics: RubricSet, model_identity: str) -> bytes:
@@ -214,7 +215,7 @@ class Grader:
     # -- code parts -------------------------------------------------------------------------------
     def _code_grader(self):  # noqa: ANN202 - imported lazily: written-only grading never loads the sandbox
         if self._code is None:
-            from grader.codegrade import CodeGrader
+            from grader.code import CodeGrader
 
             self._code = CodeGrader(
                 self.rubrics, allow_unsandboxed=self.options.allow_unsandboxed, workers=self.options.code_workers
@@ -396,9 +397,10 @@ class Grader:
                     value = value.result()
                 except Exception as exc:  # the code grader failed on this answer: say so, keep the rest
                     value = _code_not_run(part_id, part, f"code grader error: {type(exc).__name__}: {exc}")
-                key = item.code_keys.get(part_id)
-                if key is not None and self.cache is not None and _repeatable(value):
-                    self.cache.put_results([(key, value.model_dump_json())])
+            value = _savable(part_id, part, value)
+            key = item.code_keys.get(part_id)
+            if key is not None and self.cache is not None and repeatable(value):
+                self.cache.put_results([(key, value.model_dump_json())])
             results.append(value)
         waited = time.perf_counter() - t0
         self.stats.code_wait_s += waited
