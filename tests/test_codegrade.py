@@ -14,23 +14,14 @@ import torch
 
 from grader.code import CodeGrader, SandboxUnavailable, find_forbidden, make_inputs, select_code
 from grader.code.sandbox import capabilities, detect
+
+from .sandboxing import code_grader, needs_sandbox
 from grader.rubric import load_rubric_dir
 from grader.submission import Answer
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 ANSWERS = DATA / "code_answers"
-
-CAPS = detect()
-
-
-def needs_sandbox(test):
-    """Marked `sandbox`, and skipped with the reason where bubblewrap is missing."""
-    skip = pytest.mark.skipif(
-        CAPS.problem is not None,
-        reason=f"sandbox unavailable: {CAPS.problem} (CI installs it: apt-get install -y bubblewrap)",
-    )
-    return pytest.mark.sandbox(skip(test))
 
 # file -> (points, outcome) for every non-correct sample answer
 EXPECTED: dict[str, dict[str, tuple[float, str]]] = {
@@ -117,9 +108,7 @@ def rubrics():
 
 @pytest.fixture(scope="module")
 def grader(rubrics):
-    if CAPS.problem is not None:
-        pytest.skip(f"sandbox unavailable: {CAPS.problem}")
-    with CodeGrader(rubrics) as g:
+    with code_grader(rubrics) as g:
         yield g
 
 

@@ -255,7 +255,7 @@ class CodeGrader:
         cr.stderr_tail = run.stderr_tail or None
         cr.wall_s = round(run.wall_s, 4)
         cr.process_status = run.status
-        if run.status in SANDBOX_FAILURES or run.status == "setup_error":
+        if run.status in SANDBOX_FAILURES:
             return self._sandbox_failure(res, spec, run)
         notes = [f"Note: {n}." for n in src.notes]
         load = next((e for e in run.events if e.get("event") in ("loaded", "load_error", "no_entry")), None)

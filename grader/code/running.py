@@ -9,7 +9,8 @@ from grader.code.sandbox import Job, JobCase, Limits, RunResult, SandboxServer
 from grader.code.selection import SourceCode
 from grader.rubric import CodeSpec
 
-SANDBOX_FAILURES = ("sandbox_died", "sandbox_error")
+SANDBOX_FAILURES = ("sandbox_died", "sandbox_error", "setup_error")
+"""The sandbox's own failures (never the student's: set-up ends before their code runs)."""
 
 
 def build_job(spec: CodeSpec, src: SourceCode, preps: list[PreparedCase]) -> Job:
@@ -44,7 +45,7 @@ class ServerPool:
         return server
 
     def run(self, job: Job) -> RunResult:
-        """Run a job; a sandbox failure is retried once on a fresh server (flakiness vs a hostile answer)."""
+        """Run a job; a sandbox failure is retried once (with a fresh child, or a fresh server if it died)."""
         server = self._server()
         run = server.run(job)
         if run.status in SANDBOX_FAILURES:

@@ -13,7 +13,6 @@ second): the text is parsed a bounded number of times, never once per prefix.
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field
 
@@ -49,9 +48,12 @@ def _strip_magics(block: str) -> str:
 
 
 def _parse_error(text: str) -> SyntaxError | None:
-    """None when the text parses; else the error (a ValueError or a too-deep nesting counts as line 1)."""
+    """None when the text compiles; else the error (a ValueError or a too-deep nesting counts as line 1).
+
+    Compiling to bytecode stays in C (no syntax tree objects), about twice as fast as ast.parse.
+    """
     try:
-        ast.parse(text)
+        compile(text, "<answer>", "exec", dont_inherit=True)
         return None
     except SyntaxError as exc:
         return exc

@@ -11,7 +11,10 @@ runtime guards are the second line. Linear in the code's length.
 from __future__ import annotations
 
 import ast
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fnmatch import fnmatchcase
 
 from grader.rubric import CodeSpec
@@ -56,26 +59,31 @@ def forbidden_names(spec: CodeSpec) -> list[str]:
     return names
 
 
-def _forbidden_match(dotted: str, forbidden: list[str]) -> str | None:
-    if dotted in _HARMLESS or any(dotted.startswith(h + ".") for h in _HARMLESS):
-        return None
-    parts = dotted.split(".")
-    for f in forbidden:
-        if "*" in f:
-            if fnmatchcase(dotted, f):
-                return f
-        elif "." in f:
-            if dotted == f or dotted.startswith(f + "."):
-                return f
-        elif f in parts:
-            return f
-    return None
+class _Matcher:
+    """Is a dotted name forbidden? Built once per check: a 1 MB answer has a million names to judge."""
+
+    def __init__(self, forbidden: list[str]):
+        self.harmless_prefixes = tuple(h + "." for h in _HARMLESS)
+        self.globs = [f for f in forbidden if "*" in f]
+        dotted = [f for f in forbidden if "." in f and "*" not in f]
+        self.exact = set(dotted)
+        self.prefixes = tuple(f + "." for f in dotted)
+        self.bare = {f for f in forbidden if "." not in f and "*" not in f}
+
+    def __call__(self, name: str) -> bool:
+        if name in _HARMLESS or name.startswith(self.harmless_prefixes):
+            return False
+        if name in self.exact or name.startswith(self.prefixes):
+            return True
+        if self.bare and not self.bare.isdisjoint(name.split(".")):
+            return True
+        return any(fnmatchcase(name, g) for g in self.globs)
 
 
-def _aliases(tree: ast.AST, hit) -> dict[str, str]:  # noqa: ANN001
+def _aliases(nodes: list[ast.AST], hit) -> dict[str, str]:  # noqa: ANN001
     """Import aliases (name -> dotted module path); an import of a forbidden name is itself a hit."""
     aliases: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for a in node.names:
                 hit(a.name, node.lineno)
@@ -123,20 +131,43 @@ def _most_specific(hits: dict[tuple[str, int], None]) -> list[tuple[str, int]]:
     return sorted(out, key=lambda t: (t[1], t[0]))
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Building a large syntax tree makes the cyclic collector run over and over (4-5x slower); trees have no cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def parse(code: str) -> ast.Module:
+    """ast.parse, without the collector's overhead on large inputs."""
+    with _no_gc():
+        return ast.parse(code)
+
+
 def find_forbidden(code: str, forbidden: list[str]) -> list[tuple[str, int]]:
     """Forbidden names the code uses, as (what, line). Raises SyntaxError if the code does not parse."""
     if not forbidden:
         return []
-    tree = ast.parse(code)
+    with _no_gc():
+        return _find(parse(code), _Matcher(forbidden))
+
+
+def _find(tree: ast.Module, forbidden_name: _Matcher) -> list[tuple[str, int]]:
     hits: dict[tuple[str, int], None] = {}
 
     def hit(dotted: str, line: int) -> None:
-        if _forbidden_match(dotted, forbidden) is not None:
+        if forbidden_name(dotted):
             hits[(dotted, line)] = None
 
-    aliases = _aliases(tree, hit)
-    inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-    for node in ast.walk(tree):
+    nodes = list(ast.walk(tree))  # one walk: aliases are known only at its end, so names are judged after it
+    aliases = _aliases(nodes, hit)
+    inner = {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}
+    for node in nodes:
         if isinstance(node, ast.Attribute):
             if id(node) in inner:  # judge only the whole chain: torch.autograd.no_grad, not torch.autograd
                 continue

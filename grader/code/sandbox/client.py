@@ -518,7 +518,8 @@ def read_tripwire(text: str, guarded: list[str]) -> list[str]:
         elif kind == "name":
             label = detail if detail in guarded else "a forbidden call"
         elif kind == "import":
-            label = f"import {detail}" if f"import {detail.split('.')[0]}" in guarded or f"import {detail}" in guarded else "a forbidden import"
+            known = f"import {detail.split('.')[0]}" in guarded or f"import {detail}" in guarded
+            label = f"{detail} (imported)" if known else "a forbidden import"
         elif kind in ("engine", "kernel"):
             label = f"autograd's backward pass ({detail})" if kind == "engine" else f"the backward kernel {detail}"
             label = label if detail.startswith("aten.") else "autograd"
@@ -527,7 +528,7 @@ def read_tripwire(text: str, guarded: list[str]) -> list[str]:
         elif kind == "graph":
             label = f"the autograd graph ({detail})" if detail in ("Tensor.grad_fn", "Tensor._grad_fn") else "the autograd graph"
         else:
-            label = "switching off the grader's autograd check"
+            label = "a way around the grader's autograd check (it was switched off)"
         if label not in out:
             out.append(label)
     return out

@@ -405,7 +405,7 @@ class Server:
         if self.config.get("pidns"):
             keep = {1, os.getpid(), self.zygote_pid}
             return [int(d) for d in os.listdir("/proc") if d.isdigit() and int(d) not in keep]
-        return _descendants(self.zygote_pid)
+        return descendants(self.zygote_pid)
 
     def sweep(self) -> int:
         """Kill every process the run left behind; return how many there were."""
@@ -470,7 +470,7 @@ class Server:
             _as_uid(uid, lambda: _remove_ipc(ids))
 
 
-def _descendants(root: int) -> list[int]:
+def descendants(root: int) -> list[int]:
     """Descendants of root (orphans re-parent to the zygote: it is a subreaper), recursively."""
     seen: list[int] = []
     todo = [root]
@@ -1088,7 +1088,7 @@ def _install_name_guard(names: list[str], trip: Callable[[str, str], None]) -> l
         guard.__wrapped_forbidden__ = name  # type: ignore[attr-defined]
         return guard
 
-    skip_submodules = {"grad_mode", "profiler", "profiler_util", "profiler_legacy", "anomaly_mode", "variable", "function"}
+    skip_submodules = {"graph", "grad_mode", "profiler", "profiler_util", "profiler_legacy", "anomaly_mode", "variable", "function"}
 
     def guard_module(mod: types.ModuleType, prefix: str, depth: int = 0) -> None:
         # public API only (__all__ when the module has one), so torch's own helpers keep working
