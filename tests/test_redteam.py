@@ -277,6 +277,22 @@ def test_a_long_frame_header_cannot_swallow_the_forbidden_call(grader, rubrics):
     assert res.feedback[0].startswith("Your code used torch.autograd.grad, which this exercise forbids")
 
 
+@needs_sandbox
+def test_a_flood_of_tiny_frames_is_cut_short(server):
+    r = server.run(job("""
+        import os
+        def f(x):
+            empty = b"\\x00\\x00\\x00\\x00B" * 100_000
+            for _ in range(40):  # 4 million frames, 20 MB
+                os.write(3, empty)
+            return x
+    """))
+    assert r.status == "ok" and not r.stream_complete and len(r.blobs) == 0
+    assert "result channel" in r.stream_problem
+    r = server.run(job("def f(x):\n    return x + 1\n"))
+    assert r.status == "ok" and r.stream_complete
+
+
 # ---------------------------------------------------------------- 9. autograd without a name the static check knows
 
 PRIVATE_AUTOGRAD = {

@@ -471,7 +471,7 @@ def parse_stream(stream: bytes, case_names: list[str]) -> tuple[list[dict], list
     frame out of order, a made-up event) ends the parse: what came before it stands, the rest
     is the student's own doing and is reported as such (``problem``).
     """
-    frames, complete = inside.parse_frames(stream)
+    frames, complete = inside.parse_frames(stream)  # at most MAX_FRAMES: a flood of tiny frames stops there
     events: list[dict] = []
     blobs: list[bytes] = []
     last: str | None = None

@@ -44,6 +44,7 @@ FRAME_JSON = ord("J")
 FRAME_BYTES = ord("B")
 MAX_FRAME = 1 << 30
 EVENT_FRAME_LIMIT = 1 << 20  # the server reads child event frames up to this size for its clocks
+MAX_FRAMES = 100_000  # more frames than any honest result stream has: the rest is not read
 
 EXIT_SETUP = 71  # the child could not lock itself down (reported on the control pipe)
 EXIT_RESULT_CHANNEL = 72  # the child could not write its results (the code closed fd 3)
@@ -92,11 +93,13 @@ def read_frame(fd: int) -> tuple[int, bytes]:
     return kind, read_exact(fd, size)
 
 
-def parse_frames(data: bytes) -> tuple[list[tuple[int, bytes]], bool]:
-    """Split a byte stream into frames; returns (frames, complete). Never raises."""
+def parse_frames(data: bytes, limit: int = MAX_FRAMES) -> tuple[list[tuple[int, bytes]], bool]:
+    """Split a byte stream into frames (at most ``limit``); returns (frames, complete). Never raises."""
     frames: list[tuple[int, bytes]] = []
     pos = 0
     while pos < len(data):
+        if len(frames) >= limit:
+            return frames, False
         if pos + HEADER.size > len(data):
             return frames, False
         size, kind = HEADER.unpack_from(data, pos)
@@ -453,6 +456,9 @@ class Server:
                 path = os.path.join(self.scratch_root, name)
                 if os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path, ignore_errors=True)
+                    if os.path.lexists(path):  # the run locked a directory: open them all up, then again
+                        _open_up(path)
+                        shutil.rmtree(path, ignore_errors=True)
                 else:
                     try:
                         os.unlink(path)
@@ -468,6 +474,19 @@ class Server:
         ids = _ipc_ids()
         if any(ids.values()):
             _as_uid(uid, lambda: _remove_ipc(ids))
+
+
+def _open_up(path: str) -> None:
+    """Give the owner back every directory under path (a run may have made some unreadable)."""
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        try:
+            os.chmod(d, 0o700)
+            with os.scandir(d) as entries:
+                stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            pass
 
 
 def descendants(root: int) -> list[int]:
@@ -541,6 +560,7 @@ class _Run:
         self.out, self.err = _Tail(), _Tail()
         self.result = bytearray()
         self.parsed = 0  # how far the result stream has been read for the clocks
+        self.frames = 0
         self.control = bytearray()
         self.tripwire = bytearray()
         self.status, self.detail = "ok", ""
@@ -672,7 +692,8 @@ class _Run:
         data = self.result
         while self.phase in ("load", "case") and len(data) - self.parsed >= HEADER.size:
             size, kind = HEADER.unpack_from(data, self.parsed)
-            if kind not in (FRAME_JSON, FRAME_BYTES):
+            self.frames += 1
+            if kind not in (FRAME_JSON, FRAME_BYTES) or self.frames > MAX_FRAMES:
                 self._enter("broken", self.budget, now)  # garbage: only the overall deadline holds now
                 return
             end = self.parsed + HEADER.size + size
