@@ -372,6 +372,19 @@ def test_batch_folder(grader, rubrics):
     assert _grade(grader, rubrics, "q5.b", (ANSWERS / "q5.b" / "correct_loop.py").read_text()).points == 6
 
 
+@needs_sandbox
+def test_code_workers_run_one_sandbox_server_each(rubrics):
+    """GradeOptions.code_workers: N worker threads, each with its own warm server, grading side by side."""
+    rubric, part = rubrics.part("q5.b")
+    correct = (ANSWERS / "q5.b" / "correct_vectorized.py").read_text()
+    slow = correct.replace("    # the 32x32", "    __import__('time').sleep(0.3)\n    # the 32x32")
+    with CodeGrader(rubrics, workers=2) as g:
+        futures = [g.submit(rubric, part, _answer("q5.b", slow), f"s{i}") for i in range(4)]
+        assert [f.result().points for f in futures] == [6, 6, 6, 6]
+        servers = {s.pid for s in g._servers._servers}
+    assert len(servers) == 2
+
+
 def test_unsandboxed_needs_the_flag_and_is_loud(rubrics, monkeypatch):
     monkeypatch.setattr(capabilities, "_find_bwrap", lambda: None)
     try:
