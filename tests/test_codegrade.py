@@ -441,3 +441,13 @@ def test_select_code_joins_blocks_and_maps_lines():
     assert src.where(4) == "line 2 of code block 2"
     assert src.where(6) == "line 1 of code block 3"
     assert select_code(Answer(part_id="q5.b", text="no code here", code=[], origin="t"), "f") is None
+
+
+def test_code_in_plain_text_ends_where_the_prose_starts():
+    def selected(text: str) -> str | None:
+        src = select_code(Answer(part_id="q5.b", text=text, code=[], origin="t"), "f")
+        return None if src is None else src.text
+
+    text = "My answer:\nimport torch\ndef f(x):\n    return g(x)\n\n@torch.no_grad()\ndef g(x):\n    return {\n    'x': x,\n}['x']\nThe output was (1, 2\n"
+    assert selected(text) == "import torch\ndef f(x):\n    return g(x)\n\n@torch.no_grad()\ndef g(x):\n    return {\n    'x': x,\n}['x']\n"
+    assert selected("def f(x):\n    return x +\n") is None

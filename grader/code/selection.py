@@ -20,6 +20,7 @@ from grader.submission import Answer
 
 _MAGIC = re.compile(r"^([ \t]*)[%!].*$")
 _PREFIX_TRIES = 12  # parses of a text answer's tail before giving up on finding its code
+_TOP_LEVEL = re.compile(r"(?:def |class |async def |import |from |@)")
 
 
 @dataclass
@@ -71,29 +72,48 @@ def _defines(text: str, name: str) -> bool:
     return re.search(pattern, text, re.M) is not None
 
 
-def _code_in_text(text: str, entry_point: str) -> str | None:
-    """The longest start of the text's code part that parses and defines the entry point.
+def _longest_prefix(lines: list[str], entry_point: str | None) -> list[str] | None:
+    """The longest start of these lines that compiles (and defines the entry point, when one is named).
 
     Each failed parse cuts the candidate just before the line the error is on (an unclosed
     bracket is reported where it opens), so a few parses suffice, whatever the length.
+    """
+    end = len(lines)
+    for _ in range(_PREFIX_TRIES):
+        cand = "\n".join(lines[:end])
+        if entry_point is not None and not _defines(cand, entry_point):
+            return None
+        err = _parse_error(cand)
+        if err is None:
+            return lines[:end]
+        end = min(end - 1, max((err.lineno or end) - 1, 0))
+        if end <= 0:
+            return None
+    return None
+
+
+def _code_in_text(text: str, entry_point: str) -> str | None:
+    """The longest start of the text's code part that compiles and defines the entry point.
+
+    Top-level definitions and imports split the code into pieces that compile on their own,
+    so only the piece where the code ends (and the result, once) is parsed in full.
     """
     m = re.search(rf"^[ \t]*(import |from |def {re.escape(entry_point)}\b)", text, re.M)
     if not m or not _defines(text, entry_point):
         return None
     lines = text[m.start() :].splitlines()
-    end = len(lines)
-    for _ in range(_PREFIX_TRIES):
-        cand = "\n".join(lines[:end])
-        if not _defines(cand, entry_point):
-            return None
-        err = _parse_error(cand)
-        if err is None:
-            return cand
-        line = err.lineno or end
-        end = min(end - 1, max(line - 1, 0))
-        if end <= 0:
-            return None
-    return None
+    starts = [0] + [i for i, ln in enumerate(lines) if i and _TOP_LEVEL.match(ln) and not lines[i - 1].startswith("@")]
+    good = 0
+    for a, b in zip(starts, starts[1:] + [len(lines)]):
+        if _parse_error("\n".join(lines[a:b])) is not None:
+            break
+        good = b
+    need = None if _defines("\n".join(lines[:good]), entry_point) else entry_point
+    cand = lines[:good] + (_longest_prefix(lines[good:], need) or [])
+    if cand and _defines("\n".join(cand), entry_point) and _parses("\n".join(cand)):
+        return "\n".join(cand)
+    found = _longest_prefix(lines, entry_point)  # pieces that only compile together (a rare layout)
+    return "\n".join(found) if found else None
 
 
 def _drop_broken_blocks(blocks: list[str], ids: list[int], entry_point: str) -> tuple[list[str], list[int], list[str]]:
