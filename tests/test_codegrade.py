@@ -451,3 +451,19 @@ def test_code_in_plain_text_ends_where_the_prose_starts():
     text = "My answer:\nimport torch\ndef f(x):\n    return g(x)\n\n@torch.no_grad()\ndef g(x):\n    return {\n    'x': x,\n}['x']\nThe output was (1, 2\n"
     assert selected(text) == "import torch\ndef f(x):\n    return g(x)\n\n@torch.no_grad()\ndef g(x):\n    return {\n    'x': x,\n}['x']\n"
     assert selected("def f(x):\n    return x +\n") is None
+
+
+def test_code_section_limits_and_autograd_switch_are_validated(rubrics):
+    from pydantic import ValidationError
+
+    from grader.rubric import CodeSpec
+
+    _, part = rubrics.part("q8.b")
+    data = part.code.model_dump()
+    assert part.code.forbid_autograd is False and rubrics.part("q5.b")[1].code.forbid_autograd is True
+    with pytest.raises(ValidationError, match="cannot go with forbid_autograd"):
+        CodeSpec.model_validate(data | {"forbid_autograd": True})
+    with pytest.raises(ValidationError, match="less than or equal to 300"):
+        CodeSpec.model_validate(data | {"cases": [data["cases"][0] | {"time_limit_s": 301}], "time_limit_s": 5})
+    spec = CodeSpec.model_validate(data | {"forbidden": ["torch.autograd"], "output_requires_grad": False, "forbid_autograd": None})
+    assert spec.forbid_autograd is True  # the default follows `forbidden`

@@ -431,6 +431,10 @@ class Server:
         self._ask(b"R")
         assert self.sock is not None
         msg = self.sock.recv(64)
+        while msg[:1] != b"T":  # a late word about the child (its exit) comes first: the answer follows
+            if not msg:
+                raise RuntimeError("the zygote exited")
+            msg = self.sock.recv(64)
         user, system = struct.unpack("<dd", msg[1:17])
         used, self.children_cpu = user + system - self.children_cpu, user + system
         return used
