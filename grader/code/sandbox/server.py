@@ -1264,14 +1264,17 @@ def _install_autograd_tripwire(trip: Callable[[str, str], None], filename: str) 
 
     base = torch._C.TensorBase
     for attr in ("grad_fn", "_grad_fn"):
-        getter = getattr(base, attr).__get__
+        descriptor = getattr(base, attr)
 
-        def read(self: Any, _get: Any = getter, _attr: str = attr) -> Any:
+        def read(self: Any, _get: Any = descriptor.__get__, _attr: str = attr) -> Any:
             if sys._getframe(1).f_code.co_filename == filename:
                 trip("graph", f"Tensor.{_attr}")
             return _get(self)
 
-        setattr(torch.Tensor, attr, property(read))
+        def write(self: Any, value: Any, _set: Any = descriptor.__set__) -> None:
+            _set(self, value)  # torch's own writes behave as before
+
+        setattr(torch.Tensor, attr, property(read, write))
     return ["autograd engine", "*_backward kernels", "forward-mode AD", "Tensor.grad_fn"]
 
 
