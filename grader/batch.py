@@ -3,7 +3,8 @@
 Each student's report is written atomically the moment it is complete, so a run
 killed at any point (even kill -9) leaves only whole reports. Started again on the
 same directory, it keeps every report that still applies (same files, rubrics,
-model and grader version: see Grader.is_current) and grades the rest; the
+model and grader version: see Grader.is_current; and no code outcome that depends on
+the machine's state, such as a time-out) and grades the rest; the
 gradebook and summary are then rebuilt from all of them.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from grader import __version__
+from grader.code.outcomes import repeatable
 from grader.export import safe_name, write_student, write_summary
 from grader.parsing import claimed_student
 from grader.pipeline import Grader, source_sha256, summarize
@@ -64,6 +66,11 @@ def _failed(grader: Grader, student_id: str, files: list[str], error: str) -> St
         rubric_sha256=grader.rubrics.sha256,
         model=grader.model_identity,
     )
+
+
+def _settled(report: StudentReport) -> bool:
+    """No code part whose outcome depends on the sandbox's or the machine's state: those are graded again."""
+    return all(repeatable(p) for p in report.parts if p.code is not None and p.status != "missing")
 
 
 def id_conflicts(sources: Sequence[SubmissionSource], max_bytes: int) -> dict[str, str]:
@@ -119,7 +126,7 @@ def run_batch(
                 progress(source.student_id)
             continue
         report = previous.get(source_sha256(source))
-        if report is not None and grader.is_current(report, source):
+        if report is not None and grader.is_current(report, source) and _settled(report):
             reports[i] = report
             if progress:
                 progress(report.student_id)

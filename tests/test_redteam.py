@@ -22,7 +22,8 @@ from grader.cli import app
 from grader.code import find_forbidden, repeatable, select_code
 from grader.code.static import forbidden_names
 from grader.parsing import discover, parse_source
-from grader.pipeline import _savable
+from grader.pipeline import GradeOptions, Grader, _savable
+from grader.rubric import load_rubric_dir
 from grader.report import PartResult, StudentReport
 from grader.submission import Answer, SubmissionSource
 
@@ -477,6 +478,22 @@ def test_each_case_has_its_own_time_limit_and_slow_is_told_from_stuck(grader, ru
         assert not repeatable(res)  # a time-out depends on the machine: never cached
 
 
+@needs_sandbox
+def test_a_time_out_is_graded_again_when_a_batch_resumes(tmp_path, encoder, judge):
+    rubrics = load_rubric_dir(REPO / "rubrics")
+    rubrics.part("q5.b")[1].code.time_limit_s = 1.0
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "honest_q5b.py").write_text(HONEST["q5.b"])
+    (batch / "looping_q5b.py").write_text("def conv_weight_grad(x, y, weight):\n    while True:\n        pass\n")
+    sources, _ = discover([batch])
+    with Grader(rubrics, GradeOptions(cache_dir=tmp_path / "cache"), encoder=encoder, judge=judge) as grader:
+        first = run_batch(grader, sources, tmp_path / "out")
+        second = run_batch(grader, sources, tmp_path / "out")
+    assert [r.part("q5.b").code.outcome for r in first.reports] == ["passed", "timeout"]
+    assert second.reused == 1  # the honest report; the time-out ran again (it depends on the machine's load)
+
+
 # ---------------------------------------------------------------- all of it through `grader grade`
 
 
@@ -520,4 +537,5 @@ def test_a_batch_of_attacks_between_honest_students_through_grader_grade(tmp_pat
     assert all(rows[sid]["q5.b"] == "0" for sid in said)
     assert rows["s98_detached"]["q8.b"] == "0" and "does not depend on W1" in " ".join(c.reason for c in reports["s98_detached"].part("q8.b").code.cases)
     again = CliRunner().invoke(app, ["grade", str(batch), "--out", str(out), "--no-judge"], catch_exceptions=False)
-    assert again.exit_code == 0 and f"{len(rows)} report(s) were still current" in again.output
+    assert again.exit_code == 0 and "report(s) were still current" in again.output  # resumed
+    assert {r["student_id"]: r for r in csv.DictReader((out / "gradebook.csv").open())} == rows  # same grades
