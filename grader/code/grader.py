@@ -171,7 +171,7 @@ class CodeGrader:
 
     def _stopped(self, rubric: Rubric, part: Part, outcome: str, feedback: list[str], case_reason: str, case_code: str, status: str = "graded") -> PartResult:
         """A result for an answer that never ran (or never got past loading)."""
-        assert part.code is not None and part.code is not None
+        assert part.code is not None
         res = self._base(rubric, part, status)
         res.feedback = feedback
         assert res.code is not None
