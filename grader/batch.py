@@ -3,7 +3,8 @@
 Each student's report is written atomically the moment it is complete, so a run
 killed at any point (even kill -9) leaves only whole reports. Started again on the
 same directory, it keeps every report that still applies (same files, rubrics,
-models, grader version and grading code: see Grader.is_current) and grades the rest; the
+models, grader version and grading code: see Grader.is_current; and no code outcome that
+depends on the machine's state, such as a time-out) and grades the rest; the
 gradebook and summary are then rebuilt from all of them.
 """
 
@@ -16,7 +17,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from grader.export import write_student, write_summary
+from grader import __version__
+from grader.code.outcomes import repeatable
+from grader.export import safe_name, write_student, write_summary
+from grader.intake import claimed_student
 from grader.pipeline import Grader, source_sha256, summarize
 from grader.report import ClassSummary, StudentReport
 from grader.submission import SubmissionSource
@@ -50,6 +54,55 @@ def remove_stale_temporaries(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def _failed(grader: Grader, student_id: str, files: list[str], error: str) -> StudentReport:
+    """A failed report that a resumed run never reuses (it has no input hash): the problem may be gone by then."""
+    return StudentReport(
+        student_id=student_id,
+        files=files,
+        status="failed",
+        error=error,
+        max_total=grader.rubrics.max_points,
+        grader_version=__version__,
+        rubric_sha256=grader.rubrics.sha256,
+        model=grader.model_identity,
+    )
+
+
+def _settled(report: StudentReport) -> bool:
+    """No code part whose outcome depends on the sandbox's or the machine's state: those are graded again."""
+    return all(repeatable(p) for p in report.parts if p.code is not None and p.status != "missing")
+
+
+def id_conflicts(sources: Sequence[SubmissionSource], max_bytes: int) -> dict[str, str]:
+    """Submissions whose student id another one also claims (or whose reports would share a file): why, by found id.
+
+    A file may name its student (front matter ``student: alice``, notebook metadata); two
+    submissions ending up with one id would overwrite each other's report and share a
+    gradebook row. Neither is graded; both say why, so a TA can decide whose is whose.
+    """
+    final = {s.student_id: claimed_student(s, max_bytes) or s.student_id for s in sources}
+    groups: dict[str, list[SubmissionSource]] = {}
+    for s in sources:
+        groups.setdefault(safe_name(final[s.student_id]), []).append(s)
+    out: dict[str, str] = {}
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        claims = [
+            f"{', '.join(p.name for p in s.paths)} ("
+            + (f"its file names it '{final[s.student_id]}'" if final[s.student_id] != s.student_id else f"found as '{s.student_id}'")
+            + ")"
+            for s in group
+        ]
+        for s in group:
+            out[s.student_id] = (
+                f"student id '{final[s.student_id]}' is claimed by {len(group)} submissions: {'; '.join(claims)}. "
+                "None of them was graded, so that no report overwrites another: fix the student id in the file "
+                "(front matter `student:` or notebook metadata) or rename a file, then grade again"
+            )
+    return out
+
+
 def run_batch(
     grader: Grader,
     sources: Sequence[SubmissionSource],
@@ -62,11 +115,18 @@ def run_batch(
     started = time.perf_counter()
     remove_stale_temporaries(out)
     previous = existing_reports(out) if resume else {}
+    conflicts = id_conflicts(sources, grader.options.max_bytes)
     reports: dict[int, StudentReport] = {}
     todo: list[tuple[int, SubmissionSource]] = []
     for i, source in enumerate(sources):
+        if source.student_id in conflicts:
+            reports[i] = _failed(grader, source.student_id, [str(p) for p in source.paths], conflicts[source.student_id])
+            write_student(out, reports[i])
+            if progress:
+                progress(source.student_id)
+            continue
         report = previous.get(source_sha256(source))
-        if report is not None and grader.is_current(report, source):
+        if report is not None and grader.is_current(report, source) and _settled(report):
             reports[i] = report
             if progress:
                 progress(report.student_id)
@@ -76,7 +136,12 @@ def run_batch(
     positions = iter(i for i, _ in todo)
     for report in grader.grade_stream([s for _, s in todo], progress):
         t0 = time.perf_counter()
-        write_student(out, report)
+        try:
+            write_student(out, report)
+        except Exception as exc:  # noqa: BLE001 - one unwritable report must not stop the batch
+            error = f"the report could not be written ({type(exc).__name__}); a TA must grade this submission"
+            report = _failed(grader, report.student_id, report.files, error)
+            write_student(out, report)
         grader.stats.report_s += time.perf_counter() - t0
         reports[next(positions)] = report
     t0 = time.perf_counter()

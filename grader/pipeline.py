@@ -26,7 +26,7 @@ from grader.intake import parse_source
 from grader.options import GradeOptions
 from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing, UnassignedText
 from grader.rubric import RubricSet
-from grader.scorer import RunStats, Scorer, missing_result
+from grader.scorer import RunStats, Scorer, missing_result, savable
 from grader.submission import Layout, Submission, SubmissionError, SubmissionSource
 from grader.written_scorer import WrittenScorer, load_judge, model_identity
 
@@ -217,7 +217,7 @@ class Grader:
         for rubric, part in self.rubrics.parts():
             part_id = rubric.qualified(part)
             future = item.parts.get(part_id)
-            results.append(future.result() if future is not None else missing_result(part_id, part))
+            results.append(savable(part_id, part, future.result()) if future is not None else missing_result(part_id, part))
         waited = time.perf_counter() - t0
         self.stats.code_wait_s += waited
         item.timing.code_s = round(waited, 4)

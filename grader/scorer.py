@@ -68,3 +68,26 @@ def missing_result(part_id: str, part: Part) -> PartResult:
         confidence=1.0,
         feedback=[MISSING],
     )
+
+
+def savable(part_id: str, part: Part, result: PartResult) -> PartResult:
+    """The result itself if it can be written out; else this part fails with the reason (the rest goes on).
+
+    A result carries text that came from a student (an exception message, a printed line); one
+    that no JSON writer accepts must cost that student this part, never the batch or a resume.
+    """
+    try:
+        result.model_dump_json()
+        return result
+    except Exception as exc:  # noqa: BLE001 - one unwritable result must not stop the batch
+        reason = f"the result could not be saved ({type(exc).__name__}: {str(exc)[:200]!r})"
+        return PartResult(
+            part_id=part_id,
+            kind=part.kind,
+            status="error",
+            points=0.0,
+            max_points=part.max_points,
+            confidence=0.0,
+            feedback=[f"This part could not be graded automatically: {reason}; a TA will grade it."],
+            warnings=[reason],
+        )
