@@ -17,12 +17,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from grader import __version__
 from grader.code.outcomes import repeatable
 from grader.export import safe_name, write_student, write_summary
 from grader.intake import claimed_student
 from grader.pipeline import Grader, source_sha256, summarize
-from grader.report import ClassSummary, StudentReport
+from grader.report import ClassSummary, StudentReport, encodable
 from grader.submission import SubmissionSource
 
 
@@ -54,20 +53,6 @@ def remove_stale_temporaries(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _failed(grader: Grader, student_id: str, files: list[str], error: str) -> StudentReport:
-    """A failed report that a resumed run never reuses (it has no input hash): the problem may be gone by then."""
-    return StudentReport(
-        student_id=student_id,
-        files=files,
-        status="failed",
-        error=error,
-        max_total=grader.rubrics.max_points,
-        grader_version=__version__,
-        rubric_sha256=grader.rubrics.sha256,
-        model=grader.model_identity,
-    )
-
-
 def _settled(report: StudentReport) -> bool:
     """No code part whose outcome depends on the sandbox's or the machine's state: those are graded again."""
     return all(repeatable(p) for p in report.parts if p.code is not None and p.status != "missing")
@@ -88,12 +73,7 @@ def id_conflicts(sources: Sequence[SubmissionSource], max_bytes: int) -> dict[st
     for group in groups.values():
         if len(group) < 2:
             continue
-        claims = [
-            f"{', '.join(p.name for p in s.paths)} ("
-            + (f"its file names it '{final[s.student_id]}'" if final[s.student_id] != s.student_id else f"found as '{s.student_id}'")
-            + ")"
-            for s in group
-        ]
+        claims = [f"{', '.join(p.name for p in s.paths)} ({_claim(s.student_id, final[s.student_id])})" for s in group]
         for s in group:
             out[s.student_id] = (
                 f"student id '{final[s.student_id]}' is claimed by {len(group)} submissions: {'; '.join(claims)}. "
@@ -101,6 +81,31 @@ def id_conflicts(sources: Sequence[SubmissionSource], max_bytes: int) -> dict[st
                 "(front matter `student:` or notebook metadata) or rename a file, then grade again"
             )
     return out
+
+
+def _write(grader: Grader, out: Path, report: StudentReport) -> StudentReport:
+    """Write a student's report, and return what was written: one unwritable report must not stop the batch.
+
+    A string no UTF-8 writer accepts (a file name that is not UTF-8) is escaped; a report that still
+    cannot be written becomes a failed one saying so, for a TA to grade by hand.
+    """
+    try:
+        write_student(out, report)
+        return report
+    except (UnicodeError, ValueError):
+        report = encodable(report)
+    try:
+        write_student(out, report)
+        return report
+    except Exception as exc:  # noqa: BLE001 - as above: this student fails, the batch goes on
+        error = f"the report could not be written ({type(exc).__name__}); a TA must grade this submission"
+        failed = encodable(grader.failed(report.student_id, report.files, error))
+        write_student(out, failed)
+        return failed
+
+
+def _claim(found: str, final: str) -> str:
+    return f"its file names it '{final}'" if final != found else f"found as '{found}'"
 
 
 def run_batch(
@@ -120,8 +125,8 @@ def run_batch(
     todo: list[tuple[int, SubmissionSource]] = []
     for i, source in enumerate(sources):
         if source.student_id in conflicts:
-            reports[i] = _failed(grader, source.student_id, [str(p) for p in source.paths], conflicts[source.student_id])
-            write_student(out, reports[i])
+            failed = grader.failed(source.student_id, [str(p) for p in source.paths], conflicts[source.student_id])
+            reports[i] = _write(grader, out, failed)
             if progress:
                 progress(source.student_id)
             continue
@@ -136,12 +141,7 @@ def run_batch(
     positions = iter(i for i, _ in todo)
     for report in grader.grade_stream([s for _, s in todo], progress):
         t0 = time.perf_counter()
-        try:
-            write_student(out, report)
-        except Exception as exc:  # noqa: BLE001 - one unwritable report must not stop the batch
-            error = f"the report could not be written ({type(exc).__name__}); a TA must grade this submission"
-            report = _failed(grader, report.student_id, report.files, error)
-            write_student(out, report)
+        report = _write(grader, out, report)
         grader.stats.report_s += time.perf_counter() - t0
         reports[next(positions)] = report
     t0 = time.perf_counter()

@@ -15,29 +15,21 @@ from typing import TYPE_CHECKING
 
 from grader import __version__
 from grader.cache import Cache, digest
+from grader.code.outcomes import repeatable
 from grader.fingerprint import code_fingerprint
 from grader.options import GradeOptions
 from grader.report import PartResult
 from grader.rubric import Part, Rubric, RubricSet
-from grader.code.outcomes import repeatable
-from grader.scorer import PartResults, RunStats, done, missing_result, savable
+from grader.scorer import PartResults, RunStats, done, error_result, missing_result, savable
 from grader.submission import Answer, Submission
 
 if TYPE_CHECKING:
     from grader.code import CodeGrader
 
+
 def code_not_run(part_id: str, part: Part, reason: str) -> PartResult:
     """A code part that could not be run: no points, and the student and the TA read why."""
-    return PartResult(
-        part_id=part_id,
-        kind="code",
-        status="error",
-        points=0.0,
-        max_points=part.max_points,
-        confidence=0.0,
-        feedback=[f"This code answer was not run: {reason}"],
-        warnings=[reason],
-    )
+    return error_result(part_id, part, f"This code answer was not run: {reason}", reason)
 
 
 class CodeScorer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
 import textwrap
 import time
 from pathlib import Path
@@ -86,6 +87,26 @@ def test_an_unwritable_result_becomes_that_parts_error(rubrics):
     saved = savable("q5.b", part, broken)
     assert saved.status == "error" and saved.points == 0 and "could not be saved" in saved.feedback[0]
     saved.model_dump_json()
+
+
+def test_names_that_are_not_utf8_are_graded_and_written(tmp_path, written_grader):
+    """A folder or file name from an archive that is not UTF-8 (a lone surrogate in Python) stops no one."""
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    answer = "Question 5\n(a) The gradient vanishes because the sigmoid saturates.\n"
+    (batch / os.fsdecode(b"\xffbob")).mkdir()
+    (batch / os.fsdecode(b"\xffbob") / "answers.md").write_text(answer)
+    (batch / os.fsdecode(b"carol\xfe.md")).write_text(answer)
+    (batch / "alice.md").write_text(answer)
+    sources = discover([batch])[0]
+    out = tmp_path / "out"
+    first = run_batch(written_grader, sources, out)
+    ids = {r.student_id for r in first.reports}
+    assert ids == {"alice", "\\udcffbob", "carol\\udcfe"} and all(r.status == "graded" for r in first.reports)
+    assert len({r.total for r in first.reports}) == 1  # the odd names cost nothing
+    rows = list(csv.DictReader((out / "gradebook.csv").open(encoding="utf-8")))
+    assert {r["student_id"] for r in rows} == ids
+    assert run_batch(written_grader, sources, out).reused == 3  # and a resumed run keeps them
 
 
 # ---------------------------------------------------------------- 2-3. the scratch space
