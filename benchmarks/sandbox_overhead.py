@@ -38,8 +38,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grader import sandbox  # noqa: E402
-from grader.sandbox import Arg, Job, JobCase, Limits, SandboxServer  # noqa: E402
+from grader.code import sandbox  # noqa: E402
+from grader.code.sandbox import Arg, Job, JobCase, Limits, SandboxServer  # noqa: E402
+from grader.code.sandbox.capabilities import bwrap_args  # noqa: E402
 
 TRIVIAL = "import torch\n\ndef f(x):\n    return x * 2\n"
 FRESH = (
@@ -69,8 +70,8 @@ def _stats(samples: list[float]) -> dict:
     }
 
 
-def bench_warm(runs: int, arg: bytes) -> tuple[dict, float]:
-    job = Job(code=TRIVIAL, entry_point="f", cases=[JobCase("a", [Arg(npy=arg, torch_dtype="float32")])], limits=Limits(wall_s=10))
+def bench_warm(runs: int, arg: np.ndarray) -> tuple[dict, float]:
+    job = Job(code=TRIVIAL, entry_point="f", cases=[JobCase("a", [Arg.tensor(arg)])], limits=Limits(case_s=10))
     with SandboxServer() as server:
         t0 = time.perf_counter()
         server.start()
@@ -87,7 +88,7 @@ def bench_warm(runs: int, arg: bytes) -> tuple[dict, float]:
 
 
 def bench_q5(runs: int) -> dict | None:
-    from grader.codegrade import CodeGrader
+    from grader.code import CodeGrader
     from grader.rubric import load_rubric_dir
     from grader.submission import Answer
 
@@ -112,19 +113,30 @@ def bench_q5(runs: int) -> dict | None:
     return _stats(samples)
 
 
-def bench_fresh(runs: int, arg: bytes, wrap: list[str]) -> dict:
+def bench_fresh(runs: int, arg: bytes, wrap: list[str], site: list[str], pass_fds: tuple[int, ...] = ()) -> dict:
     exe = os.path.realpath(sys.executable)
     env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    site = sandbox._python_layout()[2]
     cmd = [*wrap, exe, "-I", "-S", "-c", f"import sys; sys.path[:0] = {site!r}\n" + FRESH]
     samples = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        p = subprocess.run(cmd, input=arg, capture_output=True, env=env)
+        p = subprocess.run(cmd, input=arg, capture_output=True, env=env, pass_fds=pass_fds)
         samples.append(time.perf_counter() - t0)
         if p.returncode != 0:
             raise SystemExit(f"baseline failed: {p.stderr.decode()[-2000:]}")
     return _stats(samples)
+
+
+def bench_fresh_bwrap(runs: int, arg: bytes, caps: sandbox.Capabilities) -> dict:
+    """The same fresh Python inside a fresh bubblewrap sandbox built like the warm one."""
+    layout = sandbox.python_layout()
+    fd = os.open(os.devnull, os.O_RDONLY)  # stands in for the server's source (not run here)
+    try:
+        assert caps.bwrap
+        wrap = [caps.bwrap, *[a for a in bwrap_args(caps, layout, 64, fd) if a != "--new-session"]]
+        return bench_fresh(runs, arg, wrap, layout.sandbox_site(), (fd,))
+    finally:
+        os.close(fd)
 
 
 def main() -> None:
@@ -138,17 +150,16 @@ def main() -> None:
     caps = sandbox.detect()
     if caps.problem:
         raise SystemExit(f"sandbox unavailable: {caps.problem}")
-    arg = _npy(np.arange(1024, dtype=np.float32).reshape(1, 1, 32, 32))
+    arr = np.arange(1024, dtype=np.float32).reshape(1, 1, 32, 32)
+    arg = _npy(arr)
     rows: dict[str, dict] = {}
-    rows["warm sandbox (fork per run)"], startup = bench_warm(args.runs, arg)
+    rows["warm sandbox (fork per run)"], startup = bench_warm(args.runs, arr)
     q5 = bench_q5(args.runs)
     if q5:
         rows["warm sandbox, q5.b graded (3 cases)"] = q5
-    rows["fresh python per run (no isolation)"] = bench_fresh(args.baseline_runs, arg, [])
+    rows["fresh python per run (no isolation)"] = bench_fresh(args.baseline_runs, arg, [], sandbox.python_layout().site)
     if not args.no_bwrap_baseline:
-        exe, ro_dirs, _ = sandbox._python_layout()
-        wrap = [a for a in sandbox._bwrap_args(caps, exe, ro_dirs, 64) if a not in ("--new-session",)]
-        rows["fresh bwrap+python per run"] = bench_fresh(args.baseline_runs, arg, wrap)
+        rows["fresh bwrap+python per run"] = bench_fresh_bwrap(args.baseline_runs, arg, caps)
 
     warm = rows["warm sandbox (fork per run)"]["median_ms"]
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, sandbox: {caps.bwrap} {caps.bwrap_version}")

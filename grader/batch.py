@@ -3,7 +3,8 @@
 Each student's report is written atomically the moment it is complete, so a run
 killed at any point (even kill -9) leaves only whole reports. Started again on the
 same directory, it keeps every report that still applies (same files, rubrics,
-models, grader version and grading code: see Grader.is_current) and grades the rest; the
+models, grader version and grading code: see Grader.is_current; and no code outcome that
+depends on the machine's state, such as a time-out) and grades the rest; the
 gradebook and summary are then rebuilt from all of them.
 """
 
@@ -18,11 +19,13 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field, ValidationError
 
 from grader import __version__
-from grader.export import atomic_write, write_student, write_summary
+from grader.code.outcomes import repeatable
+from grader.export import atomic_write, safe_name, write_student, write_summary
 from grader.export.class_report import write_class_report
+from grader.intake import claimed_student
 from grader.options import GradeOptions
 from grader.pipeline import Grader, source_sha256, summarize
-from grader.report import ClassSummary, StudentReport
+from grader.report import ClassSummary, StudentReport, encodable
 from grader.review.corrections import Movement, movement, with_corrections
 from grader.review.overrides import OverrideStore, apply_overrides, review_progress
 from grader.rubric import RubricSet
@@ -99,6 +102,61 @@ def remove_stale_temporaries(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def _settled(report: StudentReport) -> bool:
+    """No code part whose outcome depends on the sandbox's or the machine's state: those are graded again."""
+    return all(repeatable(p) for p in report.parts if p.code is not None and p.status != "missing")
+
+
+def id_conflicts(sources: Sequence[SubmissionSource], max_bytes: int) -> dict[str, str]:
+    """Submissions whose student id another one also claims (or whose reports would share a file): why, by found id.
+
+    A file may name its student (front matter ``student: alice``, notebook metadata); two
+    submissions ending up with one id would overwrite each other's report and share a
+    gradebook row. Neither is graded; both say why, so a TA can decide whose is whose.
+    """
+    final = {s.student_id: claimed_student(s, max_bytes) or s.student_id for s in sources}
+    groups: dict[str, list[SubmissionSource]] = {}
+    for s in sources:
+        groups.setdefault(safe_name(final[s.student_id]), []).append(s)
+    out: dict[str, str] = {}
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        claims = [f"{', '.join(p.name for p in s.paths)} ({_claim(s.student_id, final[s.student_id])})" for s in group]
+        for s in group:
+            out[s.student_id] = (
+                f"student id '{final[s.student_id]}' is claimed by {len(group)} submissions: {'; '.join(claims)}. "
+                "None of them was graded, so that no report overwrites another: fix the student id in the file "
+                "(front matter `student:` or notebook metadata) or rename a file, then grade again"
+            )
+    return out
+
+
+def _write(grader: Grader, out: Path, report: StudentReport) -> StudentReport:
+    """Write a student's report, and return what was written: one unwritable report must not stop the batch.
+
+    A string no UTF-8 writer accepts (a file name that is not UTF-8) is escaped; a report that still
+    cannot be written becomes a failed one saying so, for a TA to grade by hand.
+    """
+    try:
+        write_student(out, report)
+        return report
+    except (UnicodeError, ValueError):
+        report = encodable(report)
+    try:
+        write_student(out, report)
+        return report
+    except Exception as exc:  # noqa: BLE001 - as above: this student fails, the batch goes on
+        error = f"the report could not be written ({type(exc).__name__}); a TA must grade this submission"
+        failed = encodable(grader.failed(report.student_id, report.files, error))
+        write_student(out, failed)
+        return failed
+
+
+def _claim(found: str, final: str) -> str:
+    return f"its file names it '{final}'" if final != found else f"found as '{found}'"
+
+
 def run_batch(
     grader: Grader,
     sources: Sequence[SubmissionSource],
@@ -112,14 +170,21 @@ def run_batch(
     remove_stale_temporaries(out)
     previous = existing_reports(out) if resume else {}
     review = ReviewStep(out, grader)
+    conflicts = id_conflicts(sources, grader.options.max_bytes)
     reports: dict[int, StudentReport] = {}
     todo: list[tuple[int, SubmissionSource]] = []
     for i, source in enumerate(sources):
+        if source.student_id in conflicts:
+            failed = grader.failed(source.student_id, [str(p) for p in source.paths], conflicts[source.student_id])
+            reports[i] = _write(grader, out, failed)
+            if progress:
+                progress(source.student_id)
+            continue
         report = previous.get(source_sha256(source))
-        if report is not None and grader.is_current(report, source):
+        if report is not None and grader.is_current(report, source) and _settled(report):
             reports[i] = review(report)
             if reports[i] != report:  # a TA decided since it was written
-                write_student(out, reports[i])
+                reports[i] = _write(grader, out, reports[i])
             if progress:
                 progress(report.student_id)
         else:
@@ -128,8 +193,7 @@ def run_batch(
     positions = iter(i for i, _ in todo)
     for report in grader.grade_stream([s for _, s in todo], progress):
         t0 = time.perf_counter()
-        report = review(report)
-        write_student(out, report)
+        report = _write(grader, out, review(report))
         grader.stats.report_s += time.perf_counter() - t0
         reports[next(positions)] = report
     t0 = time.perf_counter()

@@ -2,8 +2,9 @@
 
 Code answers are submitted to the warm sandbox and come back as Futures, so student code runs
 while the written answers are encoded. A result a rerun would reproduce exactly is cached under
-a key of the grading code, the part, its reference and the answer; outcomes that depend on machine load
-(timeouts, a killed or crashed process, a sandbox hiccup) are never cached.
+a key of the grading code, the part, its reference and the answer; outcomes that depend on the
+sandbox's or the machine's state (time-outs, memory, a killed or crashed process, a sandbox
+failure) are never cached (grader.code.outcomes).
 """
 
 from __future__ import annotations
@@ -14,47 +15,27 @@ from typing import TYPE_CHECKING
 
 from grader import __version__
 from grader.cache import Cache, digest
+from grader.code.outcomes import repeatable
 from grader.fingerprint import code_fingerprint
 from grader.options import GradeOptions
 from grader.report import PartResult
 from grader.rubric import Part, Rubric, RubricSet
-from grader.scorer import PartResults, RunStats, done, missing_result
+from grader.scorer import PartResults, RunStats, done, error_result, missing_result, savable
 from grader.submission import Answer, Submission
 
 if TYPE_CHECKING:
-    from grader.codegrade import CodeGrader
-
-LOAD_DEPENDENT = {"timeout", "killed", "crashed", "sandbox_error", "reference_error", "not_run", "no_result"}
-"""Code outcomes that may differ on a rerun (machine load, a sandbox hiccup): never cached."""
-
-
-def repeatable(result: PartResult) -> bool:
-    """A code result a rerun would reproduce exactly: graded, and no case ended for a load-dependent reason."""
-    if result.status != "graded" or result.code is None:
-        return False
-    if result.code.outcome in LOAD_DEPENDENT:
-        return False
-    return not any(case.reason_code in LOAD_DEPENDENT for case in result.code.cases)
+    from grader.code import CodeGrader
 
 
 def code_not_run(part_id: str, part: Part, reason: str) -> PartResult:
     """A code part that could not be run: no points, and the student and the TA read why."""
-    return PartResult(
-        part_id=part_id,
-        kind="code",
-        status="error",
-        points=0.0,
-        max_points=part.max_points,
-        confidence=0.0,
-        feedback=[f"This code answer was not run: {reason}"],
-        warnings=[reason],
-    )
+    return error_result(part_id, part, f"This code answer was not run: {reason}", reason)
 
 
 class CodeScorer:
     """Scores the code parts of a chunk of submissions (the Scorer protocol of grader.scorer).
 
-    The sandbox (grader.codegrade, which imports torch) starts on the first code answer, so
+    The sandbox (grader.code, whose grader imports torch) starts on the first code answer, so
     written-only grading never loads it.
     """
 
@@ -71,7 +52,7 @@ class CodeScorer:
 
     def _code_grader(self) -> CodeGrader:
         if self._grader is None:
-            from grader.codegrade import CodeGrader
+            from grader.code import CodeGrader
 
             self._grader = CodeGrader(
                 self.rubrics, allow_unsandboxed=self.options.allow_unsandboxed, workers=self.options.code_workers
@@ -146,6 +127,7 @@ class CodeScorer:
                 value = future.result()
             except Exception as exc:  # noqa: BLE001 - the code grader failed on this answer: say so, keep the rest
                 value = code_not_run(part_id, part, f"code grader error: {type(exc).__name__}: {exc}")
+            value = savable(part_id, part, value)
             try:
                 if key is not None and cache is not None and repeatable(value):
                     cache.put_results([(key, value.model_dump_json())])

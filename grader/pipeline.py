@@ -10,6 +10,7 @@ a failed report that says why; it never stops the batch.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ from grader.intake import parse_source
 from grader.options import GradeOptions
 from grader.report import ClassSummary, Failure, PartResult, PartSummary, StudentReport, Timing, UnassignedText
 from grader.rubric import RubricSet
-from grader.scorer import RunStats, Scorer, missing_result
+from grader.scorer import RunStats, Scorer, missing_result, savable
 from grader.submission import Layout, Submission, SubmissionError, SubmissionSource
 from grader.written_scorer import WrittenScorer, load_judge, model_identity
 
@@ -58,7 +59,7 @@ def source_sha256(source: SubmissionSource) -> str:
             h.update(answer.model_dump_json().encode())
         return h.hexdigest()
     for path in sorted(source.paths):
-        h.update(path.name.encode())
+        h.update(os.fsencode(path.name))  # a name that is not UTF-8 still hashes (as its bytes)
         h.update(b"\0")
         try:
             h.update(path.read_bytes())
@@ -149,14 +150,22 @@ class Grader:
     def parse(self, source: SubmissionSource) -> Submission:
         return parse_source(source, self.layout, max_bytes=self.options.max_bytes)
 
-    def _failed(self, source: SubmissionSource, error: str, started: float, input_sha256: str) -> StudentReport:
+    def failed(
+        self,
+        student_id: str,
+        files: list[str],
+        error: str,
+        started: float | None = None,
+        input_sha256: str | None = None,
+    ) -> StudentReport:
+        """A report of a submission that was not graded, saying why; a resumed run reuses it only by input_sha256."""
         return StudentReport(
-            student_id=source.student_id,
-            files=[str(p) for p in source.paths],
+            student_id=student_id,
+            files=files,
             status="failed",
             error=error,
             max_total=self.rubrics.max_points,
-            timing=Timing(total_s=round(time.perf_counter() - started, 4)),
+            timing=Timing(total_s=round(time.perf_counter() - started, 4) if started is not None else 0.0),
             grader_version=__version__,
             code_fingerprint=self.fingerprint,
             rubric_sha256=self.rubrics.sha256,
@@ -170,9 +179,10 @@ class Grader:
         try:
             submission = self.parse(source)
         except SubmissionError as exc:
-            return self._failed(source, str(exc), started, input_sha256)
+            return self.failed(source.student_id, [str(p) for p in source.paths], str(exc), started, input_sha256)
         except Exception as exc:  # noqa: BLE001 - a parser bug must not cost the batch: report it for this student
-            return self._failed(source, f"internal parser error: {type(exc).__name__}: {exc}", started, input_sha256)
+            error = f"internal parser error: {type(exc).__name__}: {exc}"
+            return self.failed(source.student_id, [str(p) for p in source.paths], error, started, input_sha256)
         timing = Timing(parse_s=round(time.perf_counter() - started, 4))
         return _Pending(source, submission, {}, timing, started, input_sha256)
 
@@ -234,7 +244,7 @@ class Grader:
         for rubric, part in self.rubrics.parts():
             part_id = rubric.qualified(part)
             future = item.parts.get(part_id)
-            value = future.result() if future is not None else missing_result(part_id, part)
+            value = savable(part_id, part, future.result()) if future is not None else missing_result(part_id, part)
             answer = item.submission.answer(part_id)
             if answer is not None:  # the text a TA reviews and an override is keyed on
                 value = value.model_copy(update={"answer": answer.text, "answer_sha256": answer.sha256()})

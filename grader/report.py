@@ -7,7 +7,7 @@ by `StudentReport.model_validate_json`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -231,3 +231,23 @@ class ClassSummary(BaseModel):
     rubric_sha256: str
     model: str
     wall_time_s: float
+
+
+def encodable(report: StudentReport) -> StudentReport:
+    """A copy of the report in which every string can be written as UTF-8.
+
+    A lone surrogate (a file or folder name that is not UTF-8, a JSON escape in a notebook)
+    becomes a visible backslash escape, so the report keeps its grades and can still be
+    written; a TA sees the odd name as it was.
+    """
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        return value
+
+    return StudentReport.model_validate(clean(report.model_dump()))

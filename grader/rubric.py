@@ -144,6 +144,9 @@ class CodeCase(StrictModel):
     seed: int
     points: PositivePoints
     dims: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    time_limit_s: float | None = Field(
+        default=None, gt=0, le=300, description="Wall-clock limit for this case; defaults to the part's time_limit_s."
+    )
 
 
 class CodeSpec(StrictModel):
@@ -165,7 +168,10 @@ class CodeSpec(StrictModel):
     rtol: float = Field(default=1e-4, ge=0)
     atol: float = Field(default=1e-5, ge=0)
     time_limit_s: float = Field(
-        default=10.0, gt=0, le=300, description="Wall-clock budget for one submission: its module code and every case."
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Wall-clock limit for each case, and for the module's own code before the first case.",
     )
     memory_limit_mb: int = Field(
         default=1024, gt=0, description="Memory the student's code may allocate (address space, on top of torch)."
@@ -194,11 +200,28 @@ class CodeSpec(StrictModel):
     )
     output_requires_grad: bool = Field(
         default=False,
-        description="The returned tensor must still be attached to the autograd graph (e.g. a penalty used in a loss).",
+        description=(
+            "The result must depend on the requires_grad inputs as the reference's does (e.g. a penalty used in a "
+            "loss): its gradients with respect to each of them are compared with the reference's."
+        ),
+    )
+    forbid_autograd: bool | None = Field(
+        default=None,
+        description=(
+            "Refuse every use of autograd at run time (the engine behind backward/autograd.grad and its private "
+            "entry points, *_backward kernels, forward-mode AD, Tensor.grad_fn); default: true when `forbidden` "
+            "lists torch.autograd."
+        ),
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> CodeSpec:
+        if self.forbid_autograd is None:
+            self.forbid_autograd = "torch.autograd" in self.forbidden
+        if self.forbid_autograd and self.output_requires_grad:
+            raise ValueError(
+                "output_requires_grad needs autograd to check the result's gradients; it cannot go with forbid_autograd"
+            )
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate input names: {_duplicates(names)}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from grader.feedback import MISSING
 from grader.report import PartResult
@@ -59,12 +59,40 @@ def done(result: PartResult) -> Future[PartResult]:
 
 def missing_result(part_id: str, part: Part) -> PartResult:
     """The result of a part the submission does not answer: no points, and the feedback says so."""
+    return _no_points(part_id, part, "missing", 1.0, MISSING, [])
+
+
+def error_result(part_id: str, part: Part, feedback: str, reason: str) -> PartResult:
+    """A part that could not be graded: no points, the student reads `feedback`, a TA the reason."""
+    return _no_points(part_id, part, "error", 0.0, feedback, [reason])
+
+
+def _no_points(
+    part_id: str, part: Part, status: Literal["missing", "error"], confidence: float, feedback: str, warnings: list[str]
+) -> PartResult:
     return PartResult(
         part_id=part_id,
         kind=part.kind,
-        status="missing",
+        status=status,
         points=0.0,
         max_points=part.max_points,
-        confidence=1.0,
-        feedback=[MISSING],
+        confidence=confidence,
+        feedback=[feedback],
+        warnings=warnings,
     )
+
+
+def savable(part_id: str, part: Part, result: PartResult) -> PartResult:
+    """The result itself if it can be written out; else this part fails with the reason (the rest goes on).
+
+    A result carries text that came from a student (an exception message, a printed line); one
+    that no JSON writer accepts must cost that student this part, never the batch or a resume.
+    """
+    try:
+        result.model_dump_json()
+        return result
+    except Exception as exc:  # noqa: BLE001 - one unwritable result must not stop the batch
+        reason = f"the result could not be saved ({type(exc).__name__}: {str(exc)[:200]!r})"
+        return error_result(
+            part_id, part, f"This part could not be graded automatically: {reason}; a TA will grade it.", reason
+        )

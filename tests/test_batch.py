@@ -34,13 +34,23 @@ def _reports(out: Path) -> dict[str, dict]:
 
 
 def _class_of(tmp_path: Path, copies: int) -> Path:
-    """`copies` copies of every sample student (written files only), for a run long enough to interrupt."""
+    """`copies` copies of every sample student (written files only), for a run long enough to interrupt.
+
+    Each copy is its own student: a notebook that names its student (ng.ipynb) names the copy's id,
+    since several files claiming one id are refused (grader.batch.id_conflicts).
+    """
     batch = tmp_path / "class"
     batch.mkdir()
     for path in sorted(SUBMISSIONS.iterdir()):
         if path.is_file():
             for k in range(copies):
-                shutil.copy(path, batch / f"{path.stem}{k}{path.suffix}")
+                copy = batch / f"{path.stem}{k}{path.suffix}"
+                if path.suffix == ".ipynb":
+                    claim = f'"student": "{path.stem}"'
+                    assert claim in path.read_text()
+                    copy.write_text(path.read_text().replace(claim, f'"student": "{copy.stem}"'))
+                else:
+                    shutil.copy(path, copy)
     return batch
 
 

@@ -255,15 +255,15 @@ def test_validate_runs_every_code_reference(tmp_path):
 
 def test_a_machine_without_the_sandbox_is_told_once_and_loudly(monkeypatch, written_grader):
     """No bubblewrap: one prominent line before grading says code parts are not graded and why."""
-    from grader import sandbox
+    from grader.code.sandbox import capabilities
 
-    monkeypatch.setattr(sandbox, "_find_bwrap", lambda: None)
-    sandbox.detect(refresh=True)
+    monkeypatch.setattr(capabilities, "_find_bwrap", lambda: None)
+    capabilities.detect(refresh=True)
     try:
         result = runner.invoke(app, ["check", str(SUBMISSIONS / "lee.md"), "--json", "--no-judge"])
     finally:
         monkeypatch.undo()
-        sandbox.detect(refresh=True)
+        capabilities.detect(refresh=True)
     assert result.exit_code == 0
     said = " ".join(result.stderr.split())
     assert said.count("Code parts will not be graded:") == 1 and "bubblewrap" in said

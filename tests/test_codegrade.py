@@ -13,20 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader import sandbox
-from grader.codegrade import CodeGrader, SandboxUnavailable, find_forbidden, make_inputs, select_code
+from grader.code import CodeGrader, SandboxUnavailable, find_forbidden, make_inputs, select_code
+from grader.code.sandbox import capabilities, detect
+
+from .sandboxing import code_grader, needs_sandbox
 from grader.rubric import load_rubric_dir
 from grader.submission import Answer
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 ANSWERS = DATA / "code_answers"
-
-CAPS = sandbox.detect()
-needs_sandbox = pytest.mark.skipif(
-    CAPS.problem is not None,
-    reason=f"sandbox unavailable: {CAPS.problem} (CI installs it: apt-get install -y bubblewrap)",
-)
 
 # file -> (points, outcome) for every non-correct sample answer
 EXPECTED: dict[str, dict[str, tuple[float, str]]] = {
@@ -121,7 +117,7 @@ BATCH: dict[str, tuple[float, str]] = {
     "victor": (0, "forbidden"),
 }
 
-FAST_TIME_LIMIT_S = 2.0  # the hostile infinite loops would otherwise take the rubric's 5 s each
+FAST_TIME_LIMIT_S = 2.0  # per case: the hostile infinite loops would otherwise take the rubric's 5 s each
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +140,7 @@ def code_batch(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def grader(rubrics):
-    if CAPS.problem is not None:
-        pytest.skip(f"sandbox unavailable: {CAPS.problem}")
-    with CodeGrader(rubrics) as g:
+    with code_grader(rubrics) as g:
         yield g
 
 
@@ -394,7 +388,7 @@ def test_submit_returns_at_once_and_overlaps(grader, rubrics):
 @needs_sandbox
 def test_batch_folder(grader, rubrics, code_batch):
     """`grader grade` on a folder mixing correct, wrong and hostile Q5 b answers."""
-    from grader.parsing import discover, parse_source
+    from grader.intake import discover, parse_source
 
     layout = {r.id: [p.id for p in r.parts] for r in rubrics.rubrics}
     sources, _ = discover([code_batch])
@@ -410,10 +404,23 @@ def test_batch_folder(grader, rubrics, code_batch):
     assert _grade(grader, rubrics, "q5.b", (ANSWERS / "q5.b" / "correct_loop.py").read_text()).points == 6
 
 
+@needs_sandbox
+def test_code_workers_run_one_sandbox_server_each(rubrics):
+    """GradeOptions.code_workers: N worker threads, each with its own warm server, grading side by side."""
+    rubric, part = rubrics.part("q5.b")
+    correct = (ANSWERS / "q5.b" / "correct_vectorized.py").read_text()
+    slow = correct.replace("    # the 32x32", "    __import__('time').sleep(0.3)\n    # the 32x32")
+    with CodeGrader(rubrics, workers=2) as g:
+        futures = [g.submit(rubric, part, _answer("q5.b", slow), f"s{i}") for i in range(4)]
+        assert [f.result().points for f in futures] == [6, 6, 6, 6]
+        servers = {s.pid for s in g._servers._servers}
+    assert len(servers) == 2
+
+
 def test_unsandboxed_needs_the_flag_and_is_loud(rubrics, monkeypatch):
-    monkeypatch.setattr(sandbox, "_find_bwrap", lambda: None)
+    monkeypatch.setattr(capabilities, "_find_bwrap", lambda: None)
     try:
-        sandbox.detect(refresh=True)
+        detect(refresh=True)
         with pytest.raises(SandboxUnavailable, match="apt-get install -y bubblewrap"):
             CodeGrader(rubrics)
         with CodeGrader(rubrics, allow_unsandboxed=True) as g:
@@ -422,7 +429,7 @@ def test_unsandboxed_needs_the_flag_and_is_loud(rubrics, monkeypatch):
         assert any("UNSANDBOXED" in w for w in res.warnings) and "UNSANDBOXED" in res.code.sandbox
     finally:
         monkeypatch.undo()
-        sandbox.detect(refresh=True)
+        detect(refresh=True)
 
 
 # ---------------------------------------------------------------------------- static helpers (no sandbox)
@@ -466,3 +473,29 @@ def test_select_code_joins_blocks_and_maps_lines():
     assert src.where(4) == "line 2 of code block 2"
     assert src.where(6) == "line 1 of code block 3"
     assert select_code(Answer(part_id="q5.b", text="no code here", code=[], origin="t"), "f") is None
+
+
+def test_code_in_plain_text_ends_where_the_prose_starts():
+    def selected(text: str) -> str | None:
+        src = select_code(Answer(part_id="q5.b", text=text, code=[], origin="t"), "f")
+        return None if src is None else src.text
+
+    text = "My answer:\nimport torch\ndef f(x):\n    return g(x)\n\n@torch.no_grad()\ndef g(x):\n    return {\n    'x': x,\n}['x']\nThe output was (1, 2\n"
+    assert selected(text) == "import torch\ndef f(x):\n    return g(x)\n\n@torch.no_grad()\ndef g(x):\n    return {\n    'x': x,\n}['x']\n"
+    assert selected("def f(x):\n    return x +\n") is None
+
+
+def test_code_section_limits_and_autograd_switch_are_validated(rubrics):
+    from pydantic import ValidationError
+
+    from grader.rubric import CodeSpec
+
+    _, part = rubrics.part("q8.b")
+    data = part.code.model_dump()
+    assert part.code.forbid_autograd is False and rubrics.part("q5.b")[1].code.forbid_autograd is True
+    with pytest.raises(ValidationError, match="cannot go with forbid_autograd"):
+        CodeSpec.model_validate(data | {"forbid_autograd": True})
+    with pytest.raises(ValidationError, match="less than or equal to 300"):
+        CodeSpec.model_validate(data | {"cases": [data["cases"][0] | {"time_limit_s": 301}], "time_limit_s": 5})
+    spec = CodeSpec.model_validate(data | {"forbidden": ["torch.autograd"], "output_requires_grad": False, "forbid_autograd": None})
+    assert spec.forbid_autograd is True  # the default follows `forbidden`

@@ -92,6 +92,6 @@ def test_the_wheel_carries_the_models_and_templates_but_not_the_example_course(t
     assert f"grader/models/{DEFAULT_NAME}/{META_FILE}" in names
     assert f"grader/models/{DEFAULT_NAME}/judge.safetensors" in names
     assert "grader/cli/rubric_template.yaml" in names
-    assert "grader/sandbox.py" in names
+    assert "grader/code/sandbox/server.py" in names
     assert not any(n.startswith(("rubrics/", "submissions/", "tests/", "training/")) for n in names)
     assert Path(wheel).stat().st_size < 20_000_000

@@ -23,7 +23,7 @@ def validate(
     n_parts = len(rubric_set.part_ids())
     code_parts = [p for _, p in rubric_set.parts() if p.kind == "code"]
     if references and code_parts:
-        from grader.codegrade import CodeGrader
+        from grader.code import CodeGrader
 
         # References are the course's own code, run in this process as grading runs them to compare
         # results; no student code runs here, so the sandbox is not needed.

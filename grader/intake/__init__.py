@@ -18,7 +18,7 @@ by part, so :func:`parse_source` hands them on as they are.
 
 from grader.intake.discover import discover, part_from_filename
 from grader.intake.filetypes import SUPPORTED_EXTENSIONS
-from grader.intake.read import parse_source
+from grader.intake.read import claimed_student, parse_source
 from grader.intake.segment import segment
 
-__all__ = ["SUPPORTED_EXTENSIONS", "discover", "parse_source", "part_from_filename", "segment"]
+__all__ = ["SUPPORTED_EXTENSIONS", "claimed_student", "discover", "parse_source", "part_from_filename", "segment"]

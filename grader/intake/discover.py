@@ -42,6 +42,25 @@ def _hidden(path: Path) -> bool:
     return path.name.startswith(".") or path.name == "__pycache__"
 
 
+def _link_problem(entry: Path, root: Path) -> str | None:
+    """Why a symlink found in a submission folder is not followed (None for a plain entry).
+
+    A link to a file inside the folder is fine; a link that leaves it (to a rubric, a reference,
+    another student's work) or to a directory (loops) is never followed.
+    """
+    if not entry.is_symlink():
+        return None
+    try:
+        target = entry.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return f"{entry}: a broken or looping symbolic link; skipped"
+    if target.is_dir():
+        return f"{entry}: a symbolic link to a directory; not followed"
+    if not target.is_relative_to(root.resolve()):
+        return f"{entry}: a symbolic link to a file outside the submission folder; not followed"
+    return None
+
+
 def _path_key(path: Path) -> tuple:
     # written answers before code files, then by name: answers are merged in this order
     return (path.suffix.lower() == ".py", str(path).lower(), str(path))
@@ -114,7 +133,10 @@ def _discover_dir(directory: Path, add, warnings: list[str]) -> None:  # noqa: A
     files: list[Path] = []
     subdirs: list[Path] = []
     for entry in entries:
-        if _hidden(entry):
+        link = _link_problem(entry, directory)
+        if link:
+            warnings.append(link)
+        elif _hidden(entry):
             kind = "directory" if entry.is_dir() else "file"
             warnings.append(f"{entry}: hidden {kind}; skipped")
         elif entry.is_dir():
@@ -128,7 +150,7 @@ def _discover_dir(directory: Path, add, warnings: list[str]) -> None:  # noqa: A
             warnings.append(f"{entry}: not a regular file; skipped")
 
     for sub in subdirs:
-        found = _student_dir_files(sub, warnings)
+        found = _student_dir_files(sub, warnings, sub)
         if found:
             add(sub.name, found, str(sub))
         else:
@@ -157,7 +179,7 @@ def _discover_dir(directory: Path, add, warnings: list[str]) -> None:  # noqa: A
             add(student, [f], str(f.parent / student), join=True)
 
 
-def _student_dir_files(directory: Path, warnings: list[str]) -> list[Path]:
+def _student_dir_files(directory: Path, warnings: list[str], root: Path) -> list[Path]:
     found: list[Path] = []
     try:
         entries = sorted(directory.iterdir(), key=lambda p: (p.name.lower(), p.name))
@@ -165,11 +187,14 @@ def _student_dir_files(directory: Path, warnings: list[str]) -> list[Path]:
         warnings.append(f"{directory}: cannot list the directory ({exc.strerror or exc}); skipped")
         return found
     for entry in entries:
-        if _hidden(entry):
+        link = _link_problem(entry, root)
+        if link:
+            warnings.append(link)
+        elif _hidden(entry):
             kind = "directory" if entry.is_dir() else "file"
             warnings.append(f"{entry}: hidden {kind}; skipped")
         elif entry.is_dir():
-            found.extend(_student_dir_files(entry, warnings))
+            found.extend(_student_dir_files(entry, warnings, root))
         elif entry.is_file():
             if entry.suffix.lower() in FORMATS:
                 found.append(entry)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from grader.intake.decode import clean_text, decode
 from grader.intake.discover import part_from_filename
+from grader.intake.filetypes import FORMATS
 from grader.intake.segment import question_map, segment, segment_units
 from grader.submission import Answer, Layout, SubmissionError, Unassigned
 
@@ -138,13 +139,36 @@ def read_notebook(data: bytes, name: str, layout: Layout, notes: list[str]) -> F
     if not units:
         raise SubmissionError(f"{name}: empty notebook (no markdown or code in its cells)")
 
-    student = None
+    answers, unassigned = segment_units(units, layout, name, ("cell", "cells"))
+    return FileResult("notebook", answers, unassigned, _notebook_student(nb))
+
+
+def _notebook_student(nb: dict) -> str | None:
+    """The student a notebook names in its metadata (``metadata.grader.student``), if any."""
     meta = nb.get("metadata")
     grader_meta = meta.get("grader") if isinstance(meta, dict) else None
     if isinstance(grader_meta, dict) and isinstance(grader_meta.get("student"), str):
-        student = grader_meta["student"].strip() or None
-    answers, unassigned = segment_units(units, layout, name, ("cell", "cells"))
-    return FileResult("notebook", answers, unassigned, student)
+        return grader_meta["student"].strip() or None
+    return None
+
+
+def file_student(data: bytes, path: Path, name: str) -> str | None:
+    """The student id a text, Markdown or notebook file claims, read as its reader reads it (no segmenting).
+
+    Cheap, so that a batch can check every claim before grading anyone; None for other formats
+    and for a file that cannot be read (its reader says why later).
+    """
+    fmt = FORMATS.get(path.suffix.lower(), "text")
+    if fmt not in ("text", "markdown", "notebook"):
+        return None
+    try:
+        text = decode(data, name, path.suffix.lower(), [])
+        if fmt != "notebook":
+            return _front_matter(text)[1]
+        nb = json.loads(text)
+    except (SubmissionError, ValueError, RecursionError):
+        return None
+    return _notebook_student(nb) if isinstance(nb, dict) else None
 
 
 def read_pdf(data: bytes, name: str, layout: Layout, notes: list[str]) -> FileResult:

@@ -8,7 +8,7 @@ from typing import cast
 
 from grader.intake.decode import read_bytes
 from grader.intake.filetypes import FORMATS
-from grader.intake.formats import FileResult, read_notebook, read_pdf, read_python, read_text_file
+from grader.intake.formats import FileResult, file_student, read_notebook, read_pdf, read_python, read_text_file
 from grader.intake.lms import submission_of
 from grader.submission import (
     MAX_FILE_BYTES,
@@ -103,6 +103,19 @@ def parse_source(source: SubmissionSource, layout: Layout, *, max_bytes: int = M
         unassigned=unassigned,
         warnings=notes,
     )
+
+
+def claimed_student(source: SubmissionSource, max_bytes: int = MAX_FILE_BYTES) -> str | None:
+    """The student id the submission's files claim (front matter, notebook metadata), as parse_source takes it."""
+    for path in source.paths:
+        path = Path(path)
+        try:
+            claim = file_student(read_bytes(path, path.name, max_bytes), path, path.name)
+        except SubmissionError:
+            continue
+        if claim:
+            return claim
+    return None
 
 
 def _merge_answers(answers: list[Answer], layout: Layout) -> list[Answer]:
