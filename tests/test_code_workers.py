@@ -9,7 +9,7 @@ import pytest
 
 from grader.intake import discover
 from grader.pipeline import GradeOptions, Grader
-from grader.sandbox import SandboxServer
+from grader.code.sandbox import SandboxServer
 
 from .conftest import ROOT
 
