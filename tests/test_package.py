@@ -27,8 +27,9 @@ def _normalise(name: str) -> str:
 
 def _declared() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = {k: v for k, v in project.get("optional-dependencies", {}).items() if k != "dev"}  # e.g. ray
     names = set()
-    for spec in project["dependencies"]:
+    for spec in [*project["dependencies"], *(s for specs in extras.values() for s in specs)]:
         for stop in "<>=!~[; ":
             spec = spec.split(stop)[0]
         names.add(_normalise(spec))
@@ -94,4 +95,4 @@ def test_the_wheel_carries_the_models_and_templates_but_not_the_example_course(t
     assert "grader/cli/rubric_template.yaml" in names
     assert "grader/code/sandbox/server.py" in names
     assert not any(n.startswith(("rubrics/", "submissions/", "tests/", "training/")) for n in names)
-    assert Path(wheel).stat().st_size < 20_000_000
+    assert Path(wheel).stat().st_size < 30_000_000  # the judge's fp16 delta is most of it (about 22 MB)
