@@ -70,11 +70,11 @@ def test_the_gpu_encoding_path_gives_the_encoders_vectors(encoder):
 
 
 def test_the_gpu_judging_path_gives_the_judges_probabilities(judge):
-    """judge_overlapped (the CUDA path, here in fp32 on the CPU) = Judge.score's own loop."""
+    """judge_overlapped (the CUDA path, here in fp32 on the CPU) = Judge.classify's own loop."""
     pairs = [(TEXTS[i], TEXTS[j] + " (checked)") for i in range(3) for j in range(len(TEXTS))]
-    expected = judge.score(pairs)
+    expected = judge.classify(pairs)
     got = judge_overlapped(judge, pairs, batch_size=4)
-    assert got.shape == (len(pairs),)
+    assert got.shape == (len(pairs), 3)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
