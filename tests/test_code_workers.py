@@ -41,7 +41,7 @@ def test_code_workers_run_that_many_sandbox_servers_at_once(tmp_path, monkeypatc
     sources, _ = discover([batch])
     with Grader(rubrics, GradeOptions(code_workers=2), encoder=encoder, judge=judge) as grader:
         reports = grader.grade_sources(sources)
-        servers = grader.code._code_grader()._servers
+        servers = grader.code._code_grader()._servers._servers  # the pool's servers, one per worker thread
         assert len(servers) == 2 and len({s.pid for s in servers}) == 2, "two server processes, both alive"
     assert list(first_jobs.values()) == [True, True], "both servers ran a job at the same time"
     points = {r.student_id: r.part("q5.b").points for r in reports}

@@ -466,7 +466,9 @@ def test_zz_grader_process_unchanged():
     assert os.getcwd() == _BEFORE["cwd"]
     # torch and its OpenMP runtime add KMP_* / TORCHINDUCTOR_* to the environment on their own
     def ours(env: dict) -> dict:
-        return {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST" and not k.startswith(("KMP_", "TORCHINDUCTOR_"))}
+        # importing ray (the Ray backend's tests run in this process) sets PYTHONBREAKPOINT for its debugger
+        return {k: v for k, v in env.items()
+                if k not in ("PYTEST_CURRENT_TEST", "PYTHONBREAKPOINT") and not k.startswith(("KMP_", "TORCHINDUCTOR_"))}
 
     assert ours(dict(os.environ)) == ours(_BEFORE["env"])
     assert torch.allclose is _BEFORE["allclose"] and np.allclose is _BEFORE["np_allclose"]
