@@ -215,20 +215,21 @@ class Judge:
                 if key in stored:
                     self._memo[p] = np.array(json.loads(stored[key]), dtype=np.float64)
             todo = [p for p in todo if p not in self._memo]
-        if todo and on_gpu(self.device):  # fp16, tokenisation overlapped with the forward
-            self._memo.update(zip(todo, judge_overlapped(self, todo)))
+        if todo:  # on CUDA: fp16, tokenisation overlapped with the forward
+            probs = judge_overlapped(self, todo) if on_gpu(self.device) else self._forward(todo, batch_size)
+            self._memo.update(zip(todo, probs))
             self.forward_pairs += len(todo)
-        elif todo:
-            self._forward(todo, batch_size)
-        if todo and self.store is not None:
-            self.store.put_results((self._store_key(p), json.dumps(self._memo[p].tolist())) for p in todo)
+            if self.store is not None:
+                self.store.put_results((self._store_key(p), json.dumps(self._memo[p].tolist())) for p in todo)
         if not pairs:
             return np.zeros((0, len(LABELS)))
         return np.stack([self._memo[p] for p in pairs])
 
-    def _forward(self, todo: list[tuple[str, str]], batch_size: int) -> None:
+    def _forward(self, todo: list[tuple[str, str]], batch_size: int) -> np.ndarray:
+        """The CPU path: (len(todo), 3) probabilities, rounded as the GPU path rounds them."""
         import torch
 
+        out = np.zeros((len(todo), len(LABELS)))
         encoded = pair_token_ids(self.tokenizer, todo, MAX_LENGTH)
         order = sorted(range(len(todo)), key=lambda i: (len(encoded[i][0]), i))
         with torch.inference_mode():
@@ -238,9 +239,8 @@ class Judge:
                 hidden = self.bert(input_ids=input_ids, attention_mask=mask, token_type_ids=types).last_hidden_state
                 logits = pooled_logits(hidden, mask, self.head_weight, self.head_bias).float()
                 probs = torch.softmax(logits, dim=-1).double().cpu().numpy()
-                for i, p in zip(chunk, probs):
-                    self._memo[todo[i]] = np.round(p, 6)
-        self.forward_pairs += len(todo)
+                out[chunk] = probs
+        return np.round(out, 6)
 
     def _store_key(self, pair: tuple[str, str]) -> bytes:
         return digest("judge", self.identity, *pair)
