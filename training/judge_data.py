@@ -183,7 +183,11 @@ def keyword_list(text: str, rng: np.random.Generator) -> str | None:
 
 def dataset_items(rows: list[Row], rng: np.random.Generator, off_topic_per_question: int = 6,
                   saf_rows: int = 1000, questions: dict[str, str] | None = None) -> list[Item]:
-    """Real (reference, answer) pairs with their human labels, and the rule-made pairs built from them."""
+    """Real (reference, answer) pairs with their human labels, and the rule-made pairs built from them.
+
+    With `questions`, also topic-only neutrals: a reference's content words as a bare list, and the
+    question restated as the answer (on topic, no claim).
+    """
     saf = [r for r in rows if r.dataset == "saf"]
     if saf_rows and len(saf) > saf_rows:
         keep = {id(saf[i]) for i in rng.choice(len(saf), size=saf_rows, replace=False)}
@@ -220,12 +224,13 @@ def dataset_items(rows: list[Row], rng: np.random.Generator, off_topic_per_quest
             contracted = contract(r.answer)
             if contracted:
                 items.append(Item(ref, contracted, "entailment", "contraction"))
-        for ref in refs[:2]:
-            listed = keyword_list(ref, rng)
-            if listed:
-                items.append(Item(ref, listed, "neutral", "keyword_list"))
-        if questions and questions.get(qid) and refs:
-            items.append(Item(refs[0], questions[qid], "neutral", "question_copy"))
+        if questions is not None:
+            for ref in refs[:2]:
+                listed = keyword_list(ref, rng)
+                if listed:
+                    items.append(Item(ref, listed, "neutral", "keyword_list"))
+            if questions.get(qid) and refs:
+                items.append(Item(refs[0], questions[qid], "neutral", "question_copy"))
         others = [a for q, a in correct[q_rows[0].dataset] if q != qid]
         if others and refs:
             for i in rng.choice(len(others), size=min(off_topic_per_question, len(others)), replace=False):

@@ -39,7 +39,7 @@ from judge_data import LABELS, Item, dataset_items, nli_items, read_labels_5way,
 
 from grader.judge import FORMAT, META_FILE, WEIGHTS_FILE, load_base, pad_batch, pair_token_ids, pooled_logits  # noqa: E402
 
-DEFAULT_NLI = "scitail=8000,sick=0,mnli_dev=8000,cad_snli=0,snli_dev_test=3000,breaking_nli=2000"
+DEFAULT_NLI = "scitail=6000,mnli_dev=8000,cad_snli=4000,snli_dev_test=3000,breaking_nli=2000"
 
 
 def parse_quotas(text: str) -> dict[str, int]:
@@ -149,7 +149,7 @@ def train(args: argparse.Namespace) -> None:
     if args.labels_5way:
         manifest["labels_5way"] = {"file": args.labels_5way.name, "sha256": sha256_file(args.labels_5way)}
     train_rows, dev_rows = split_dev(rows, args.dev_fraction, args.seed) if args.dev_fraction else (rows, [])
-    questions = read_questions(args.datasets) if args.question_copies else None
+    questions = read_questions(args.datasets) if args.topic_pairs else None
     items = dataset_items(train_rows, rng, args.off_topic, args.saf_rows, questions)
     if args.nli:
         extra, nli_manifest = nli_items(args.nli, parse_quotas(args.nli_quotas), rng)
@@ -261,8 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-len", type=int, default=160, help="tokens per pair in training (the student text is cut first)")
     parser.add_argument("--off-topic", type=int, default=6, help="off-topic neutral pairs per question")
-    parser.add_argument("--question-copies", action=argparse.BooleanOptionalAction, default=True,
-                        help="a question restated as the answer is neutral (on topic, no claim)")
+    parser.add_argument("--topic-pairs", action=argparse.BooleanOptionalAction, default=False,
+                        help="add topic-only neutrals: keyword lists of a reference, the question restated as the answer")
     parser.add_argument("--saf-rows", type=int, default=1000, help="SAF training answers used (seeded sample; 0 = all)")
     parser.add_argument("--dev-fraction", type=float, default=0.0, help="hold out this fraction of questions (choosing settings)")
     parser.add_argument("--smoke", type=int, default=0, help="train on this many pairs only (a quick check)")
