@@ -7,7 +7,9 @@
 Prints students/s on the device (model loading apart), and the largest difference in any part's
 points between the device's grades and the CPU's for the same students, against the goals: 1,000
 students in under 30 s, and no part off by 0.01 of its maximum. The last line is the same as JSON.
-Nothing is cached between the two runs: each grades from scratch.
+Nothing is cached on disk between the two runs. On a CUDA device the CPU run loads its own models and
+judges every pair again; in a check on the CPU alone the second run reuses the first's models and their
+in-memory outputs (one process, as grader itself), so that check tests the plumbing, not the numbers.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from grader import __version__
@@ -37,8 +38,14 @@ if TYPE_CHECKING:
     from grader.judge import Judge
 
 
+@lru_cache(maxsize=4)
 def load_judge(name: str, device: str | None = None) -> Judge:
-    """The judge named by `name` (a model shipped with grader, or a path), loaded offline (on `device`, if given)."""
+    """The judge named by `name` (a model shipped with grader, or a path), loaded offline (on `device`, if given).
+
+    One instance per (name, device) in a process, as the encoder's model is: every grader built in
+    the process (a review session's regrades, the command line called as a library) shares its
+    memo of judged pairs instead of loading the weights and judging the same pairs again.
+    """
     from grader.judge import Judge
 
     return Judge.load(name, device=device)

@@ -43,6 +43,32 @@ def judge():
     return load_judge(DEFAULT_NAME)
 
 
+def seed_model_outputs(cache_dir: Path, judge=None, *, vectors: bool = True) -> Path:
+    """Put what this session's models have computed so far into the cache at `cache_dir`.
+
+    A subprocess or a Ray actor grading from that cache then skips the forward passes this process
+    already made (vectors by model and text, the judge's probabilities by pair) but still scores,
+    caches and reports every part itself: no part result is copied. Keys are the ones the encoder
+    and the judge would write (grader.embedding, grader.judge), so a seeded entry is exactly the
+    entry a cold run would have stored.
+    """
+    import json
+
+    from grader.cache import Cache
+    from grader.embedding import _MEMO
+
+    cache = Cache(cache_dir)
+    try:
+        if vectors:
+            for identity, memo in _MEMO.items():
+                cache.put_vectors(identity, list(memo.items()))
+        if judge is not None:
+            cache.put_results((judge._store_key(p), json.dumps(v.tolist())) for p, v in list(judge._memo.items()))
+    finally:
+        cache.close()
+    return cache_dir
+
+
 @pytest.fixture(scope="session")
 def written_grader(rubrics: RubricSet, encoder: Encoder, judge):
     """A Grader over the shipped rubrics with the default options, except that it does not run code."""

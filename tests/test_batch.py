@@ -18,7 +18,7 @@ from grader.pipeline import GradeOptions, Grader
 from grader.report import StudentReport
 from grader.rubric import load_rubric_dir
 
-from .conftest import ROOT, RUBRICS
+from .conftest import ROOT, RUBRICS, seed_model_outputs
 
 SUBMISSIONS = ROOT / "submissions"
 
@@ -60,6 +60,9 @@ def test_kill_9_then_resume_gives_the_same_reports(tmp_path, rubrics, written_gr
     reference = tmp_path / "reference"
     run_batch(written_grader, discover([batch])[0], reference)
 
+    # the models' outputs for these texts, as the reference run computed them: the subprocess still grades
+    # every part (no part result is in that cache), without paying for the forward passes again
+    seed_model_outputs(tmp_path / "cache", written_grader.judge)
     env = {**os.environ, "GRADER_CACHE_DIR": str(tmp_path / "cache")}
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "grader.cli", "grade", str(batch), "--no-code", "--chunk-size", "1", "--out", str(killed)]

@@ -21,7 +21,7 @@ from grader.options import ClusterOptions
 from grader.pipeline import GradeOptions, Grader
 from grader.report import StudentReport
 
-from .conftest import ROOT
+from .conftest import ROOT, seed_model_outputs
 from .test_batch import SUBMISSIONS, _class_of
 
 ray = pytest.importorskip("ray", reason="the Ray backend's tests need the ray extra: pip install -e '.[ray]'")
@@ -90,6 +90,9 @@ def local_grader(rubrics, encoder, judge):
 def test_a_ray_run_gives_the_reports_of_a_local_run(tmp_path, ray_grader, local_grader):
     sources, _ = discover([SUBMISSIONS])
     local = run_batch(local_grader, sources, tmp_path / "local")
+    # the judge's probabilities for these texts, as the local run computed them, in the driver's cache: the
+    # actors read them through the driver as they would a regrade's; they still encode and score every part
+    seed_model_outputs(ray_grader.options.cache_dir, local_grader.judge, vectors=False)
     on_ray = run_batch(ray_grader, sources, tmp_path / "ray")
     assert on_ray.summary.n_graded == len(sources) == local.summary.n_graded
     assert _reports(tmp_path / "ray") == _reports(tmp_path / "local")  # timing fields aside
@@ -147,6 +150,7 @@ def test_a_driver_killed_with_kill_9_resumes(tmp_path, cluster, local_grader):
     batch = _class_of(tmp_path, 2)
     n = len(list(batch.iterdir()))
     run_batch(local_grader, discover([batch])[0], tmp_path / "reference")
+    seed_model_outputs(tmp_path / "cache", local_grader.judge)  # model outputs only: every part is still scored
     env = {**os.environ, "GRADER_CACHE_DIR": str(tmp_path / "cache")}
     out = tmp_path / "killed"
     cmd = [
