@@ -152,7 +152,9 @@ def judge_overlapped(judge: Judge, pairs: Sequence[tuple[str, str]], batch_size:
 
     def run(t: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = judge.bert(**t).last_hidden_state.float()
-        return torch.softmax(pooled_logits(hidden, t["attention_mask"], judge.head_weight, judge.head_bias).float(), dim=-1)
+        return torch.softmax(
+            pooled_logits(hidden, t["attention_mask"], judge.head_weight, judge.head_bias).float(), dim=-1
+        )
 
     probs = forward_sorted(pairs, lambda p: len(p[0]) + len(p[1]), prepare, run, batch_size)
     return np.round(probs.reshape(len(pairs), len(LABELS)).astype(np.float64), 6)

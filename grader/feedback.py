@@ -54,8 +54,7 @@ def written_feedback(part: Part, assessment: Assessment) -> list[str]:
         lines.append(_misconception_line(mis, explanations.get(mis.id)))
     if assessment.off_topic_question:
         lines.append(
-            f"Much of this answer reads like an answer to {assessment.off_topic_question}; "
-            "re-read what this part asks."
+            f"Much of this answer reads like an answer to {assessment.off_topic_question}; re-read what this part asks."
         )
     if "padding" in assessment.flags:
         lines.append("Much of the answer does not address this part; a focused answer scores better.")

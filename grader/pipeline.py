@@ -39,7 +39,14 @@ if TYPE_CHECKING:
     from grader.scoring import PartIndex
 
 __all__ = [
-    "GradeOptions", "Grader", "Progress", "RunStats", "layout_of", "load_judge", "model_identity", "source_sha256",
+    "GradeOptions",
+    "Grader",
+    "Progress",
+    "RunStats",
+    "layout_of",
+    "load_judge",
+    "model_identity",
+    "source_sha256",
     "summarize",
 ]
 
@@ -89,7 +96,10 @@ class Grader:
     """
 
     def __init__(
-        self, rubrics: RubricSet, options: GradeOptions | None = None, encoder: Encoder | None = None,
+        self,
+        rubrics: RubricSet,
+        options: GradeOptions | None = None,
+        encoder: Encoder | None = None,
         judge: Judge | None = None,
     ) -> None:
         self._setup(rubrics, options)

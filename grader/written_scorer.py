@@ -53,8 +53,14 @@ def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
     """The report entry for an assessed written answer: points, evidence and feedback."""
     if "no_answer" in assessment.flags:  # only a placeholder ("YOUR ANSWER HERE"): no answer at all
         return PartResult(
-            part_id=index.part_id, kind="written", status="missing", points=0.0, max_points=index.part.max_points,
-            confidence=1.0, feedback=[MISSING + " (only a placeholder was left)"], flags=["no_answer"],
+            part_id=index.part_id,
+            kind="written",
+            status="missing",
+            points=0.0,
+            max_points=index.part.max_points,
+            confidence=1.0,
+            feedback=[MISSING + " (only a placeholder was left)"],
+            flags=["no_answer"],
         )
     points, calibrated = final_points(index, assessment)
     return PartResult(
@@ -166,7 +172,9 @@ class WrittenScorer:
         assessments = [assess(self.indexes[pid], text, self.encoder) for pid, text in answers]
         if self.judge is not None:  # one batched judge call; judged() then reads the judge's memo
             t0 = time.perf_counter()
-            self.judge.classify([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
+            self.judge.classify(
+                [p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)]
+            )
             self.stats.judge_s += time.perf_counter() - t0
         return [
             part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge))

@@ -35,9 +35,19 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from judge_data import LABELS, Item, dataset_items, nli_items, read_labels_5way, read_questions, read_rows, sha256_file, split_dev  # noqa: E402
-
 from grader.judge import FORMAT, META_FILE, WEIGHTS_FILE, load_base, pad_batch, pair_token_ids, pooled_logits  # noqa: E402
+
+from judge_data import (  # noqa: E402
+    LABELS,
+    Item,
+    dataset_items,
+    nli_items,
+    read_labels_5way,
+    read_questions,
+    read_rows,
+    sha256_file,
+    split_dev,
+)
 
 DEFAULT_NLI = "scitail=6000,mnli_dev=8000,cad_snli=4000,snli_dev_test=3000,breaking_nli=2000"
 

@@ -33,7 +33,7 @@ MAX_REPORTED_PROBLEMS = 20
 class EvalError(Exception):
     """A dataset problem, phrased as ``file: row N: column: reason`` lines."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
 
@@ -134,7 +134,9 @@ def load_dataset(path: Path | str, max_score: float | None = None) -> Dataset:
             continue  # blank line
         where = f"{path}: row {n}"
         if len(record) < len(header):
-            problems.append(f"{where}: has {len(record)} cells, the header has {len(header)} (unquoted comma or newline?)")
+            problems.append(
+                f"{where}: has {len(record)} cells, the header has {len(header)} (unquoted comma or newline?)"
+            )
             continue
         qid = cell(record, "question_id")
         if not qid:
@@ -292,7 +294,10 @@ def key_points_for(question: Question, mode: KeypointMode) -> list[KeyPoint]:
     if len(sentences) <= 1:
         return [
             KeyPoint(
-                id="kp1", label=label, text=question.reference_answer, points=question.max_score,
+                id="kp1",
+                label=label,
+                text=question.reference_answer,
+                points=question.max_score,
                 paraphrases=question.alternatives,
             )
         ]

@@ -121,8 +121,9 @@ LARGE_ERROR = 0.25
 """An error of at least this fraction of the maximum is one a TA must find (confidence AUROC)."""
 
 
-def confidence_auroc(confidence: Sequence[float], pred: Sequence[float], gold: Sequence[float],
-                     maxima: Sequence[float]) -> float | None:
+def confidence_auroc(
+    confidence: Sequence[float], pred: Sequence[float], gold: Sequence[float], maxima: Sequence[float]
+) -> float | None:
     """How well low confidence finds large errors: AUROC of (1 - confidence) for |pred - gold| >= 25% of max."""
     error = np.abs(np.asarray(pred, float) - np.asarray(gold, float)) / np.asarray(maxima, float)
     return auroc(1.0 - np.asarray(confidence, float), error >= LARGE_ERROR - 1e-9)
@@ -135,7 +136,9 @@ class Metrics(BaseModel):
     spearman: float | None = None
     rmse: float | None = Field(default=None, description="In the dataset's units (points).")
     mae: float | None = Field(default=None, description="Mean absolute error, in points.")
-    qwk: float | None = Field(default=None, description="Quadratic weighted kappa on rounded points (2-way: on the decisions).")
+    qwk: float | None = Field(
+        default=None, description="Quadratic weighted kappa on rounded points (2-way: on the decisions)."
+    )
     exact: float | None = Field(
         default=None, description="Share of answers whose rounded points equal the human score (2-way: the accuracy)."
     )
@@ -149,11 +152,14 @@ class Metrics(BaseModel):
     accuracy: float | None = Field(default=None, description="2-way data only.")
     macro_f1: float | None = Field(default=None, description="2-way data only.")
     threshold: float | None = Field(
-        default=None, description="2-way: fitted threshold (grader: on the fraction of points; baseline: on the cosine)."
+        default=None,
+        description="2-way: fitted threshold (grader: on the fraction of points; baseline: on the cosine).",
     )
     confidence_auroc: float | None = Field(
         default=None,
-        description="Grader only: AUROC of (1 - confidence) for answers off by >= 25% of the maximum (review-queue quality).",
+        description=(
+            "Grader only: AUROC of (1 - confidence) for answers off by >= 25% of the maximum (review-queue quality)."
+        ),
     )
 
 
