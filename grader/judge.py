@@ -213,7 +213,8 @@ class Judge:
         for p in bert.parameters():
             p.requires_grad_(False)
         device = device or default_device()
-        bert = for_device(bert.to(device), device)  # fp16 on CUDA
+        # fp16 on CUDA; transformers wraps .to with functools.wraps, which mypy does not bind as a method
+        bert = for_device(bert.to(device), device)  # type: ignore[arg-type]
         head_weight = tensors["head.weight"].float().to(device)
         head_bias = tensors["head.bias"].float().to(device)
         if tuple(head_weight.shape) != (len(LABELS), bert.config.hidden_size):

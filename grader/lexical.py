@@ -213,6 +213,6 @@ def copies_question(unit: str, prompt: str) -> bool:
     return len(stems) >= 3 and len(stems - content_stems(prompt)) / len(stems) <= 0.25
 
 
-def distinctive_stems(text: str, background: str) -> set[str]:
+def distinctive_stems(text: str, background: str) -> frozenset[str]:
     """Content stems of a text that its background (prompt, key points) does not use."""
     return content_stems(text) - content_stems(background)

@@ -214,7 +214,7 @@ class PartSummary(BaseModel):
     n_overridden: int = Field(default=0, description="Answers whose points a TA changed.")
     n_stale: int = Field(default=0, description="TA decisions waiting for review again: the answer text changed.")
 
-    @computed_field(description="Bin edges of `histogram`: len(histogram) + 1 points from 0 to max_points.")
+    @computed_field(description="Bin edges of `histogram`: len(histogram) + 1 points from 0 to max_points.")  # type: ignore[prop-decorator]
     @property
     def histogram_edges(self) -> list[float]:
         n = len(self.histogram)

@@ -71,7 +71,7 @@ def eval_(
     if keypoints not in KEYPOINT_MODES:
         fail(f"--keypoints must be {' or '.join(KEYPOINT_MODES)} (got {keypoints!r})")
     try:
-        result: EvalResult = loading(
+        result, predictions = loading(
             lambda: evaluate(
                 dataset,
                 split=split,
@@ -84,10 +84,9 @@ def eval_(
                 judge=None if no_judge else load_judge(judge),
                 return_predictions=True,
             )
-        )  # type: ignore[assignment]
+        )
     except EvalError as exc:
         fail(f"Cannot evaluate ({len(exc.problems)} problem(s)):", exc.problems)
-    result, predictions = result  # type: ignore[misc]
     if predictions_file is not None:
         from grader.evaluation import write_predictions
 

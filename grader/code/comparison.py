@@ -152,7 +152,8 @@ def _read_array(
     kind = desc.get("type")
     try:
         dtype = str(desc.get("dtype") if kind == "tensor" else arr.dtype)
-        shape = tuple(int(d) for d in (desc.get("shape") if kind == "tensor" else arr.shape))
+        raw_shape: Any = desc.get("shape") if kind == "tensor" else arr.shape  # the child's word, checked here
+        shape = tuple(int(d) for d in raw_shape)
     except (TypeError, ValueError):
         return Verdict(False, "unreadable", f"{label}the returned data is inconsistent")
     if tuple(arr.shape) != shape:

@@ -49,6 +49,12 @@ UNSANDBOXED_WARNING = (
 )
 
 
+def _dict_at(event: dict, key: str) -> dict:
+    """event[key] when the child sent a dict there, else an empty one."""
+    value = event.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _not_run_cases(spec: CodeSpec, reason: str, code: str) -> list[CodeCaseResult]:
     return [
         CodeCaseResult(name=c.name, points=0.0, max_points=c.points, passed=False, reason=reason, reason_code=code)
@@ -234,7 +240,8 @@ class CodeGrader:
             res = self._stopped(
                 rubric, part, "forbidden", [msg], "not run: the code uses a forbidden call", "forbidden"
             )
-            res.code.forbidden_calls = [f"{name} ({src.where(line)})" for name, line in hits]  # type: ignore[union-attr]
+            assert res.code is not None
+            res.code.forbidden_calls = [f"{name} ({src.where(line)})" for name, line in hits]
             return res
         return src
 
@@ -255,7 +262,8 @@ class CodeGrader:
             f"not run: syntax error on {where}",
             "syntax_error",
         )
-        res.code.stderr_tail = f"SyntaxError: {exc.msg} ({where})"  # type: ignore[union-attr]
+        assert res.code is not None
+        res.code.stderr_tail = f"SyntaxError: {exc.msg} ({where})"
         return res
 
     # -- run + interpret ----------------------------------------------------------------
@@ -335,7 +343,7 @@ class CodeGrader:
         self, res: PartResult, spec: CodeSpec, src: SourceCode, load: dict, run: RunResult, notes: list[str]
     ) -> PartResult:
         assert res.code is not None
-        exc = load.get("exc") if isinstance(load.get("exc"), dict) else {}
+        exc = _dict_at(load, "exc")
         code, msg = words.exception_reason(exc, src, spec)
         res.code.outcome = code if code != "exception" else "load_error"
         res.code.cases = _not_run_cases(spec, f"not run: {msg}", code)
@@ -427,7 +435,7 @@ class CodeGrader:
                 continue
             time_s = round(run.cases_s[k], 6) if k < len(run.cases_s) else None
             if not ev.get("ok"):
-                exc = ev.get("exc") if isinstance(ev.get("exc"), dict) else {}
+                exc = _dict_at(ev, "exc")
                 code, msg = words.exception_reason(exc, src, spec)
                 cases.append(
                     CodeCaseResult(
@@ -450,7 +458,7 @@ class CodeGrader:
     ) -> CodeCaseResult:
         assert prep.expected is not None
         base = int(ev.get("_blob_base", 0))
-        output = ev.get("output") if isinstance(ev.get("output"), dict) else {}
+        output = _dict_at(ev, "output")
         verdicts = compare_output(output, run.blobs, base, prep.expected, spec)
         if all(v.ok for v in verdicts) and prep.gradients:
             grad = compare_gradients(ev.get("gradients"), run.blobs, base, prep, spec)

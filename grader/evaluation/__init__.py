@@ -97,6 +97,7 @@ rows (for quick looks and sweeps; report numbers without it).
 from grader.evaluation.dataset import (
     Dataset,
     EvalError,
+    KeypointMode,
     Question,
     Row,
     build_rubric,
@@ -143,6 +144,7 @@ __all__ = [
     "EvalSession",
     "EvalSettings",
     "Graded",
+    "KeypointMode",
     "Metrics",
     "Predictions",
     "Question",

@@ -110,7 +110,7 @@ def load_dataset(path: Path | str, max_score: float | None = None) -> Dataset:
     except StopIteration:
         raise EvalError([f"{path}: empty file (expected a header row)"]) from None
     columns = [_norm_column(c) for c in header]
-    index = {}
+    index: dict[str, int] = {}
     for i, c in enumerate(columns):
         index.setdefault(c, i)
     missing = [c for c in REQUIRED if c not in index]

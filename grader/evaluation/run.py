@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -49,6 +49,7 @@ from grader.scoring import ScoringConfig, all_answer_texts
 
 if TYPE_CHECKING:
     from grader.judge import Judge
+    from grader.pipeline import Grader
 
 
 class EvalSettings(BaseModel):
@@ -130,7 +131,7 @@ class EvalSession:
         self.judge = judge
         # the reference point is always plain all-MiniLM-L6-v2, whatever model the grader uses
         self.baseline_encoder = self.encoder if self.encoder.identity.startswith(f"{DEFAULT_MODEL}@") else Encoder()
-        self._graders: dict[str, object] = {}
+        self._graders: dict[str, Grader] = {}
         self._graded: dict[tuple[str, str, str], Graded] = {}
 
     def grade(self, rubrics: RubricSet, items: Sequence[tuple[str, str]]) -> list[Graded]:
@@ -146,7 +147,7 @@ class EvalSession:
         todo = list(
             dict.fromkeys((rid, text) for rid, text in items if (rubrics.sha256, rid, text) not in self._graded)
         )
-        results = grader.score_answers([(f"{rid}.a", text) for rid, text in todo])  # type: ignore[attr-defined]
+        results = grader.score_answers([(f"{rid}.a", text) for rid, text in todo])
         for (rid, text), result in zip(todo, results):
             self._graded[(rubrics.sha256, rid, text)] = Graded(result.points, result.confidence, list(result.flags))
         return [self._graded[(rubrics.sha256, rid, text)] for rid, text in items]
@@ -223,6 +224,42 @@ def _plan(
         return _Plan(eval_rows, fit_rows, train_name, chosen, sum(len(chosen.get(q, [])) for q in by_q_eval))
     notes.append("no train split: thresholds and the baseline line are fitted on the evaluated rows (optimistic)")
     return _Plan(eval_rows, eval_rows, None, chosen, sum(len(chosen.get(q, [])) for q in by_q_eval))
+
+
+@overload
+def evaluate(
+    data: Path | str | Dataset,
+    *,
+    split: str | None = ...,
+    max_score: float | None = ...,
+    exemplars: int = ...,
+    seed: int = ...,
+    keypoints: KeypointMode = ...,
+    limit: int | None = ...,
+    scoring: ScoringConfig | None = ...,
+    encoder: Encoder | None = ...,
+    session: EvalSession | None = ...,
+    return_predictions: Literal[False] = ...,
+    judge: Judge | None = ...,
+) -> EvalResult: ...
+
+
+@overload
+def evaluate(
+    data: Path | str | Dataset,
+    *,
+    split: str | None = ...,
+    max_score: float | None = ...,
+    exemplars: int = ...,
+    seed: int = ...,
+    keypoints: KeypointMode = ...,
+    limit: int | None = ...,
+    scoring: ScoringConfig | None = ...,
+    encoder: Encoder | None = ...,
+    session: EvalSession | None = ...,
+    return_predictions: Literal[True],
+    judge: Judge | None = ...,
+) -> tuple[EvalResult, Predictions]: ...
 
 
 def evaluate(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -30,6 +31,16 @@ from grader.sentences import split_sentences
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 ALLOWED_HOSTS = {"127.0.0.1", "localhost"}
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'"
+
+
+@dataclass
+class RegradeState:
+    """The background regrade the index and /regrade pages show."""
+
+    running: bool = False
+    message: str | None = None
+    error: str | None = None
+    done: int = 0
 
 
 def marked_answer(part: PartResult) -> Markup:
@@ -70,7 +81,7 @@ def create_app(workspace: Workspace) -> FastAPI:
     """The review app over one graded output directory."""
     app = FastAPI(title="grader review", docs_url=None, redoc_url=None, openapi_url=None)
     token = secrets.token_urlsafe(24)
-    regrade_state: dict[str, object] = {"running": False, "message": None, "error": None}
+    regrade_state = RegradeState()
 
     @app.middleware("http")
     async def guard(request: Request, call_next):  # noqa: ANN001, ANN202
@@ -197,21 +208,21 @@ def create_app(workspace: Workspace) -> FastAPI:
     @app.post("/regrade")
     def regrade(token_: Annotated[str, Form(alias="token")]) -> RedirectResponse:
         check(token_)
-        if not regrade_state["running"]:
-            regrade_state.update(running=True, message=None, error=None, done=0)
+        if not regrade_state.running:
+            regrade_state.running, regrade_state.message, regrade_state.error, regrade_state.done = True, None, None, 0
 
             def work() -> None:
                 try:
 
                     def tick(_: str) -> None:
-                        regrade_state["done"] = int(regrade_state.get("done") or 0) + 1
+                        regrade_state.done += 1
 
                     run = workspace.regrade(progress=tick)
-                    regrade_state["message"] = run.movement.sentence()
+                    regrade_state.message = run.movement.sentence()
                 except Exception as exc:  # noqa: BLE001 - shown to the TA, the app goes on
-                    regrade_state["error"] = f"{type(exc).__name__}: {exc}"
+                    regrade_state.error = f"{type(exc).__name__}: {exc}"
                 finally:
-                    regrade_state["running"] = False
+                    regrade_state.running = False
 
             threading.Thread(target=work, name="grader-regrade", daemon=True).start()
         return RedirectResponse("/regrade", status_code=303)

@@ -116,7 +116,7 @@ def group_part(items: Sequence[QueueItem], encoder: Encoder | None, distance: fl
     labels: dict[str, str] = {}
     answered = [i for i in items if i.part.answer and i.part.kind == "written"] if encoder is not None else []
     clustered = {id(i) for i in answered}
-    if answered:
+    if answered and encoder is not None:  # answered is empty without an encoder
         vectors = answer_vectors([i.part.answer or "" for i in answered], encoder)
         ids = cluster(vectors, distance)
         for c in set(ids):

@@ -227,7 +227,7 @@ class SandboxServer:
         if self.unsandboxed:
             self._tmpdir = tempfile.mkdtemp(prefix="grader-unsandboxed-")
             os.chmod(self._tmpdir, 0o700)
-            config = {"site": layout.site, "uid": None, "pidns": False, "scratch": self._tmpdir}
+            config: dict[str, Any] = {"site": layout.site, "uid": None, "pidns": False, "scratch": self._tmpdir}
             return [layout.exe, "-I", "-S", "-B", str(_SERVER_SOURCE), "--serve"], config, (), self._tmpdir
         config = {"site": layout.sandbox_site(), "uid": uid, "pidns": True, "scratch": SCRATCH}
         server_fd = _memfd("grader-server", _SERVER_SOURCE.read_bytes())

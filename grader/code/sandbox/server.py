@@ -700,6 +700,7 @@ class _Run:
                     return
 
     def _feed_request(self) -> None:
+        assert self.req_w is not None  # only while the request is still being written
         try:
             n = os.write(self.req_w, self.outgoing[:65536])
         except (BlockingIOError, InterruptedError):
@@ -920,6 +921,7 @@ def _zygote_main(sock: socket.socket, config: dict) -> None:  # pragma: no cover
     uid = config.get("uid")
 
     def drop_and_read() -> None:
+        assert uid is not None  # probed only when a uid was asked for
         _drop_uid(uid)
         # a dropped uid must still read the Python install (lazy imports): fail clearly if not
         for d in [os.path.dirname(os.__file__), *config["site"]]:
@@ -1267,19 +1269,19 @@ def _install_name_guard(names: list[str], trip: Callable[[str, str], None]) -> l
             guard_module(sys.modules[name], name)
             continue
         parent, _, attr = name.rpartition(".")
-        owner = sys.modules.get(parent)
-        if owner is None:
+        parent_module = sys.modules.get(parent)
+        if parent_module is None:
             try:
-                owner = importlib.import_module(parent) if parent.split(".")[0] == "torch" else None
+                parent_module = importlib.import_module(parent) if parent.split(".")[0] == "torch" else None
             except Exception:  # noqa: BLE001 - a torch submodule may fail to import in any way; then it is blocked
-                owner = None
-        if owner is not None and hasattr(owner, attr):
-            obj = getattr(owner, attr)
+                parent_module = None
+        if parent_module is not None and hasattr(parent_module, attr):
+            obj = getattr(parent_module, attr)
             if isinstance(obj, types.ModuleType):
                 guard_module(obj, name)
             else:
                 try:
-                    setattr(owner, attr, make(name, obj))
+                    setattr(parent_module, attr, make(name, obj))
                     guarded.append(name)
                 except (AttributeError, TypeError):
                     pass
@@ -1445,7 +1447,8 @@ def _encode_output(obj: Any, payloads: list[bytes], depth: int = 0) -> dict:
             "dtype": str(obj.dtype).replace("torch.", ""),
             "shape": list(obj.shape),
             "requires_grad": bool(obj.requires_grad),
-            "has_grad_fn": torch._C.TensorBase.grad_fn.__get__(obj) is not None,
+            # the C descriptor, not an attribute a Tensor subclass may override
+            "has_grad_fn": torch._C.TensorBase.grad_fn.__get__(obj) is not None,  # type: ignore[union-attr]
             "device": str(obj.device),
             "layout": str(obj.layout).replace("torch.", ""),
             "subclass": type(obj) is not torch.Tensor and type(obj).__name__ != "Parameter",
@@ -1476,8 +1479,8 @@ def _encode_output(obj: Any, payloads: list[bytes], depth: int = 0) -> dict:
         v = int(obj)
         return {"type": "int", "value": v if abs(v) < 2**53 else float(v)}
     if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return {"type": "float", "value": v if v == v and abs(v) != float("inf") else repr(v)}
+        x = float(obj)
+        return {"type": "float", "value": x if x == x and abs(x) != float("inf") else repr(x)}
     if obj is None:
         return {"type": "none"}
     if isinstance(obj, str):
@@ -1500,7 +1503,9 @@ def _gradients(out: Any, args: list, cotangents: list, wrt: list[int], payloads:
         return {"error": "the output is not the tensor(s) the reference returns"}
     if any(tuple(o.shape) != tuple(c.shape) for o, c in zip(outs, cotangents)):
         return {"error": "the output's shape differs from the reference's"}
-    if not any(torch._C.TensorBase.grad_fn.__get__(o) is not None or o.requires_grad for o in outs):
+    # grad_fn through the C descriptor, as in _encode_output
+    attached = (torch._C.TensorBase.grad_fn.__get__(o) is not None or o.requires_grad for o in outs)  # type: ignore[union-attr]
+    if not any(attached):
         return {"error": "the output is not attached to the autograd graph", "grads": [None] * len(wrt)}
     try:
         with torch.enable_grad():
