@@ -302,16 +302,7 @@ def evaluate(
     _prime(session, dataset, plan, questions)
     t_encode = time.perf_counter() - t0
     t0 = time.perf_counter()
-    variants = [("grader", True)] + ([("grader_no_exemplars", False)] if exemplars else [])
-    graded = {name: _grade(session, questions, keypoints, plan, plan.eval_rows, ex) for name, ex in variants}
-    fit_graded = graded
-    if not plan.fit_is_eval:  # 2-way: thresholds; points: a line, as the baseline gets, fitted on the fitting rows
-        if dataset.task == "points":  # long answers: the grader's line is fitted on a seeded sample
-            plan.line_rows = _sample(plan.fit_rows, MAX_LINE_ROWS, seed, 3)
-        fit_graded = {
-            name: _grade(session, questions, keypoints, plan, plan.line_rows or plan.fit_rows, ex)
-            for name, ex in variants
-        }
+    graded, fit_graded = _grade_variants(session, dataset, questions, keypoints, plan, exemplars, seed)
     t_grade = time.perf_counter() - t0
     metrics, predictions = _measure(session, dataset, questions, plan, graded, fit_graded)
     if limit is not None:
@@ -361,6 +352,30 @@ def _prime(session: EvalSession, dataset: Dataset, plan: _Plan, questions: dict[
     session.baseline_encoder.prime(
         [r.student_answer for r in baseline_rows] + [t for r in baseline_rows for t in references[r.question_id]]
     )
+
+
+def _grade_variants(
+    session: EvalSession,
+    dataset: Dataset,
+    questions: dict[str, Question],
+    keypoints: KeypointMode,
+    plan: _Plan,
+    exemplars: int,
+    seed: int,
+) -> tuple[dict[str, list[Graded]], dict[str, list[Graded]]]:
+    """The evaluated rows graded with the exemplars (and without them, when there are any); the same for the
+    fitting rows when they are other rows."""
+    variants = [("grader", True)] + ([("grader_no_exemplars", False)] if exemplars else [])
+    graded = {name: _grade(session, questions, keypoints, plan, plan.eval_rows, ex) for name, ex in variants}
+    fit_graded = graded
+    if not plan.fit_is_eval:  # 2-way: thresholds; points: a line, as the baseline gets, fitted on the fitting rows
+        if dataset.task == "points":  # long answers: the grader's line is fitted on a seeded sample
+            plan.line_rows = _sample(plan.fit_rows, MAX_LINE_ROWS, seed, 3)
+        fit_graded = {
+            name: _grade(session, questions, keypoints, plan, plan.line_rows or plan.fit_rows, ex)
+            for name, ex in variants
+        }
+    return graded, fit_graded
 
 
 def _grade(
