@@ -24,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from grader.embedding import Encoder
 from grader.evaluation import EvalResult, EvalSession, evaluate, load_dataset
-from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.pipeline import load_judge
-from grader.scoring import ScoringConfig
+from grader.written.embedding import Encoder
+from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
+from grader.written.scoring import ScoringConfig
 
 RUNS: list[tuple[str, str, list[str]]] = [
     ("scientsbank", "scientsbank_2way.csv", ["test-unseen-answers", "test-unseen-questions", "test-unseen-domains"]),

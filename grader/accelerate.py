@@ -22,7 +22,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from grader.judge import Judge
+    from grader.written import Judge
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -144,7 +144,7 @@ def judge_overlapped(judge: Judge, pairs: Sequence[tuple[str, str]], batch_size:
     """
     import torch
 
-    from grader.judge import LABELS, MAX_LENGTH, pad_batch, pair_token_ids, pooled_logits
+    from grader.written.judge import LABELS, MAX_LENGTH, pad_batch, pair_token_ids, pooled_logits
 
     def prepare(batch: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
         ids, types, mask = pad_batch(pair_token_ids(judge.tokenizer, batch, MAX_LENGTH))

@@ -8,9 +8,13 @@ what to copy.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from grader.report import KeyPointResult, MisconceptionResult
 from grader.rubric import Part
-from grader.scoring import Assessment
+
+if TYPE_CHECKING:
+    from grader.written import Assessment  # only a type: the room imports this module
 
 MISSING = "No answer was found for this part."
 

@@ -75,7 +75,7 @@ class Exemplar(StrictModel):
 
 
 class ScoringOverrides(StrictModel):
-    """Per-part overrides of the scorer's similarity thresholds (see grader.scoring.ScoringConfig)."""
+    """Per-part overrides of the scorer's similarity thresholds (see grader.written.scoring.ScoringConfig)."""
 
     match_low: float | None = Field(default=None, ge=-1, le=1)
     match_high: float | None = Field(default=None, ge=-1, le=1)

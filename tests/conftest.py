@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.embedding import Encoder
+from grader.written.embedding import Encoder
 from grader.ray_backend import LOCAL_HEAD_ENV
 from grader.rubric import RubricSet, load_rubric_dir
 
@@ -37,7 +37,7 @@ def encoder() -> Encoder:
 @pytest.fixture(scope="session")
 def judge():
     """The default cross-encoder judge, loaded once for the whole session."""
-    from grader.judge import DEFAULT_NAME
+    from grader.written.judge import DEFAULT_NAME
     from grader.pipeline import load_judge
 
     return load_judge(DEFAULT_NAME)

@@ -67,8 +67,8 @@ def measure(judge, encoder, name: str, rows: list[Row], fit: list[Row]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from grader.embedding import Encoder
-    from grader.judge import Judge
+    from grader.written.embedding import Encoder
+    from grader.written.judge import Judge
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", type=Path)

@@ -64,9 +64,9 @@ def eval_(
     no_judge: NoJudgeOption = False,
 ) -> None:
     """Measure agreement with human graders: grader vs a plain-cosine baseline on a graded-answers CSV."""
-    from grader.embedding import Encoder
     from grader.evaluation import EvalError, evaluate
     from grader.pipeline import load_judge
+    from grader.written import Encoder
 
     if keypoints not in KEYPOINT_MODES:
         fail(f"--keypoints must be {' or '.join(KEYPOINT_MODES)} (got {keypoints!r})")

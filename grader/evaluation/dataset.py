@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from grader.rubric import Exemplar, KeyPoint, Part, Rubric, RubricSet
-from grader.sentences import split_sentences
+from grader.written import split_sentences
 
 KeypointMode = Literal["whole", "sentences"]
 Task = Literal["points", "2way"]

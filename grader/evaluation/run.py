@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Literal, overload
 import numpy as np
 from pydantic import BaseModel, Field
 
-from grader.embedding import DEFAULT_MODEL, Encoder
 from grader.evaluation.dataset import (
     Dataset,
     EvalError,
@@ -45,11 +44,11 @@ from grader.evaluation.metrics import (
     spearman,
 )
 from grader.rubric import RubricSet
-from grader.scoring import ScoringConfig, all_answer_texts
+from grader.written import DEFAULT_MODEL, Encoder, ScoringConfig, all_answer_texts
 
 if TYPE_CHECKING:
-    from grader.judge import Judge
     from grader.pipeline import Grader
+    from grader.written import Judge
 
 
 class EvalSettings(BaseModel):

@@ -27,7 +27,7 @@ from markupsafe import Markup, escape
 from grader.report import PartResult
 from grader.review.overrides import OverrideError
 from grader.review.workspace import Workspace, students_in
-from grader.sentences import split_sentences
+from grader.written import split_sentences
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 ALLOWED_HOSTS = {"127.0.0.1", "localhost"}

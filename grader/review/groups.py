@@ -17,10 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from grader.embedding import Encoder
 from grader.report import PartResult, StudentReport
-from grader.scoring import whole_text
-from grader.sentences import split_sentences
+from grader.written import Encoder, split_sentences, whole_text
 
 DISTANCE = 0.25
 """Cosine distance at which the clustering is cut: members of a group are on average this close or closer."""

@@ -2,7 +2,7 @@
 
 Every written answer of a chunk is scored in one pass: results cached under a key of everything
 they depend on come from the cache; the rest are encoded in one batch, judged in one batched
-call, then assessed, calibrated and phrased one by one (grader.scoring, grader.feedback).
+call, then assessed, calibrated and phrased one by one (grader.written.scoring, grader.feedback).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from grader import __version__
 from grader.cache import Cache, digest
-from grader.embedding import Encoder
 from grader.feedback import MISSING, written_feedback
 from grader.fingerprint import code_fingerprint
-from grader.options import GradeOptions
 from grader.report import PartResult
 from grader.rubric import RubricSet
 from grader.scorer import PartResults, RunStats, done
-from grader.scoring import (
+from grader.submission import Submission
+from grader.written.embedding import Encoder
+from grader.written.scoring import (
     Assessment,
     PartIndex,
     all_answer_texts,
@@ -31,15 +31,15 @@ from grader.scoring import (
     judge_pairs,
     judged,
 )
-from grader.submission import Submission
 
 if TYPE_CHECKING:
-    from grader.judge import Judge
+    from grader.options import GradeOptions  # only a type here: grader.options imports this package
+    from grader.written.judge import Judge
 
 
 def load_judge(name: str, device: str | None = None) -> Judge:
     """The judge named by `name` (a model shipped with grader, or a path), loaded offline (on `device`, if given)."""
-    from grader.judge import Judge
+    from grader.written.judge import Judge
 
     return Judge.load(name, device=device)
 

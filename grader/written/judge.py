@@ -1,6 +1,6 @@
 """The judge: does a student's text entail, contradict, or neither, a rubric text?
 
-A bi-encoder (grader/embedding.py) embeds the two texts apart and compares vectors, so "momentum
+A bi-encoder (grader/written/embedding.py) embeds the two texts apart and compares vectors, so "momentum
 helps" and "momentum does not help" land side by side. The judge reads both together,
 ``[CLS] rubric text [SEP] student text [SEP]``, through the bundled all-MiniLM-L6-v2 with every
 layer re-trained for entailment (training/train_judge.py), and answers three probabilities:
@@ -12,7 +12,7 @@ minus base weights (fp16) of every trained tensor and the head (fp32) in ``judge
 and ``grader_judge.json`` naming the base weights' sha256. Loading is offline and refuses any
 other base.
 
-    from grader.judge import Judge
+    from grader.written.judge import Judge
     judge = Judge.load()
     judge.classify([(rubric_text, student_text), ...])   # (n, 3): P(entailment), P(neutral), P(contradiction)
 
@@ -41,7 +41,7 @@ from grader.artifacts import (
     read_model_meta,
 )
 from grader.cache import Cache, digest
-from grader.embedding import default_device
+from grader.written.embedding import default_device
 
 if TYPE_CHECKING:
     import torch

@@ -1,8 +1,8 @@
 """Score written answers against a part's key points: what the answer states, denies, and gets wrong.
 
-Two models read an answer. The bi-encoder (grader/embedding.py) embeds every sentence, every
+Two models read an answer. The bi-encoder (grader/written/embedding.py) embeds every sentence, every
 window of consecutive sentences and the whole answer once, and finds for each key point and each
-misconception the few units that talk about it. The judge (grader/judge.py), a cross-encoder,
+misconception the few units that talk about it. The judge (grader/written/judge.py), a cross-encoder,
 then reads each such unit together with the rubric's wording and says whether the unit entails
 it, contradicts it, or neither. Topic comes from the first model; truth from the second:
 
@@ -18,7 +18,7 @@ Without a judge (``--no-judge``) the bi-encoder's cosine decides alone, as a fas
 coverage that cannot tell a claim from its denial.
 
 Before any model runs, an untouched placeholder ("YOUR ANSWER HERE") is removed, so it counts as
-no answer, and an answer in another language is held for a TA (grader/language.py).
+no answer, and an answer in another language is held for a TA (grader/written/language.py).
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from grader import lexical
-from grader.calibration import Calibration, fit_calibration
-from grader.embedding import Encoder
-from grader.language import detect as detect_language
-from grader.language import strip_placeholders
 from grader.report import KeyPointResult, MisconceptionResult
 from grader.rubric import Part, Rubric, RubricSet
-from grader.sentences import sentence_clauses, sentence_windows, split_sentences
+from grader.written import lexical
+from grader.written.calibration import Calibration, fit_calibration
+from grader.written.embedding import Encoder
+from grader.written.language import detect as detect_language
+from grader.written.language import strip_placeholders
+from grader.written.sentences import sentence_clauses, sentence_windows, split_sentences
 
 if TYPE_CHECKING:
-    from grader.judge import Judge
+    from grader.written.judge import Judge
 
 
 DENIED = frozenset({"contradicts", "hedged"})
@@ -108,7 +108,7 @@ class ScoringConfig(BaseModel):
     lexical_denial: bool = Field(
         default=True,
         description="A unit close to a key point (cosine >= denial_similarity) whose aligned clause differs from it in "
-        "negation denies the point, whatever the judge says (grader.lexical.contradicts).",
+        "negation denies the point, whatever the judge says (grader.written.lexical.contradicts).",
     )
     denial_similarity: float = Field(
         default=0.60, description="Cosine from which a negation mismatch denies a key point."
@@ -296,7 +296,7 @@ def whole_text(sentences: list[str]) -> str:
 
 
 def answer_clauses(sentences: list[str]) -> list[tuple[int, str]]:
-    """(sentence index, clause) for every clause of a compound sentence (grader.sentences.sentence_clauses)."""
+    """(sentence index, clause) for every clause of a compound sentence (grader.written.sentences.sentence_clauses)."""
     return [(i, c) for i, s in enumerate(sentences) for c in sentence_clauses(s)]
 
 
