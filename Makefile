@@ -1,5 +1,5 @@
 # Two commands (see README): `make demo` sets up and grades the example course's submissions;
-# `make test` sets up and runs the test suite. Both create .venv on first use.
+# `make test` sets up and runs the test suite. Both create .venv on first use (so does `make lint`).
 VENV ?= .venv
 PYTHON ?= python3
 # `make setup` installs the CPU wheel of torch unless .venv has a torch already; on a GPU box
@@ -8,7 +8,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: setup sandbox demo test clean
+.PHONY: setup sandbox demo test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# style and types of the package (configured in pyproject.toml)
+lint: setup
+	$(BIN)/ruff check grader && $(BIN)/ruff format --check grader && $(BIN)/mypy
 
 clean:
 	rm -rf out build *.egg-info .pytest_cache .hypothesis

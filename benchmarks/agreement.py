@@ -24,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from grader.embedding import Encoder
 from grader.evaluation import EvalResult, EvalSession, evaluate, load_dataset
-from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.pipeline import load_judge
-from grader.scoring import ScoringConfig
+from grader.written.embedding import Encoder
+from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
+from grader.written.scoring import ScoringConfig
 
 RUNS: list[tuple[str, str, list[str]]] = [
     ("scientsbank", "scientsbank_2way.csv", ["test-unseen-answers", "test-unseen-questions", "test-unseen-domains"]),
@@ -113,7 +113,7 @@ def main() -> None:
           f"scoring overrides: {args.config}\n")
     print("| dataset | split | exemplars/question | n | metric | plain-cosine baseline | grader | grader without exemplars (same rows) |")
     print("|---|---|---:|---:|---|---:|---:|---:|")
-    for name, path, r in results:
+    for name, _path, r in results:
         for metric in METRICS[r.task]:
             no_ex = r.metrics.get("grader_no_exemplars")
             if getattr(r.metrics["grader"], metric) is None and metric in ("pearson_fraction", "confidence_auroc"):
@@ -125,7 +125,7 @@ def main() -> None:
             )
     print("\nCommands (one `grader eval` per table row group; add --json for the numbers as JSON):\n")
     print("```")
-    for name, path, r in results:
+    for _name, path, r in results:
         print(command(path, r.split or "", r.settings.exemplars, args.seed, args.keypoints, args.limit,
                       args.model, args.int8, None if args.no_judge else args.judge))
     print("```")

@@ -45,7 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE  # light: no torch until a judge is loaded
+from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE  # light: no torch until a judge is loaded
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "submissions"
@@ -58,7 +58,7 @@ def _answer_pools():
     from grader.intake import discover, parse_source
     from grader.pipeline import layout_of
     from grader.rubric import load_rubric_dir
-    from grader.sentences import split_sentences
+    from grader.written.sentences import split_sentences
 
     rubrics = load_rubric_dir(RUBRICS)
     written: dict[str, list[list[str]]] = {}
@@ -179,7 +179,7 @@ def worker_grade(args: argparse.Namespace) -> dict:
 
 
 def worker_raw(args: argparse.Namespace) -> dict:
-    from grader.embedding import Encoder
+    from grader.written.embedding import Encoder
 
     texts = json.loads(Path(args.texts).read_text())
     encoder = Encoder(int8=args.int8, device=args.device)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from grader.embedding import Encoder
-from grader.rubric import load_rubric_dir
-from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.pipeline import load_judge
-from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
+from grader.rubric import load_rubric_dir
+from grader.written.embedding import Encoder
+from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
+from grader.written.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.embedding import Encoder
 from grader.evaluation import (
     Question,
     Row,
@@ -42,10 +41,11 @@ from grader.evaluation import (
     rmse,
     rubric_set,
 )
-from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.options import GradeOptions
 from grader.pipeline import Grader, load_judge
 from grader.rubric import RubricSet
+from grader.written.embedding import Encoder
+from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
 
 DEFAULT_RUNS = [
     ("scientsbank_2way.csv", "test-unseen-questions"),

@@ -22,7 +22,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from grader.judge import Judge
+    from grader.written import Judge
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -144,7 +144,7 @@ def judge_overlapped(judge: Judge, pairs: Sequence[tuple[str, str]], batch_size:
     """
     import torch
 
-    from grader.judge import LABELS, MAX_LENGTH, pad_batch, pair_token_ids, pooled_logits
+    from grader.written.judge import LABELS, MAX_LENGTH, pad_batch, pair_token_ids, pooled_logits
 
     def prepare(batch: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
         ids, types, mask = pad_batch(pair_token_ids(judge.tokenizer, batch, MAX_LENGTH))
@@ -152,7 +152,9 @@ def judge_overlapped(judge: Judge, pairs: Sequence[tuple[str, str]], batch_size:
 
     def run(t: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = judge.bert(**t).last_hidden_state.float()
-        return torch.softmax(pooled_logits(hidden, t["attention_mask"], judge.head_weight, judge.head_bias).float(), dim=-1)
+        return torch.softmax(
+            pooled_logits(hidden, t["attention_mask"], judge.head_weight, judge.head_bias).float(), dim=-1
+        )
 
     probs = forward_sorted(pairs, lambda p: len(p[0]) + len(p[1]), prepare, run, batch_size)
     return np.round(probs.reshape(len(pairs), len(LABELS)).astype(np.float64), 6)

@@ -32,8 +32,7 @@ from grader.rubric import RubricSet
 from grader.submission import SubmissionSource
 
 if TYPE_CHECKING:
-    from grader.embedding import Encoder
-    from grader.judge import Judge
+    from grader.written import Encoder, Judge
 
 RUN_RECORD = "run.json"
 

@@ -8,9 +8,13 @@ what to copy.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from grader.report import KeyPointResult, MisconceptionResult
 from grader.rubric import Part
-from grader.scoring import Assessment
+
+if TYPE_CHECKING:
+    from grader.written import Assessment  # only a type: the room imports this module
 
 MISSING = "No answer was found for this part."
 
@@ -54,8 +58,7 @@ def written_feedback(part: Part, assessment: Assessment) -> list[str]:
         lines.append(_misconception_line(mis, explanations.get(mis.id)))
     if assessment.off_topic_question:
         lines.append(
-            f"Much of this answer reads like an answer to {assessment.off_topic_question}; "
-            "re-read what this part asks."
+            f"Much of this answer reads like an answer to {assessment.off_topic_question}; re-read what this part asks."
         )
     if "padding" in assessment.flags:
         lines.append("Much of the answer does not address this part; a focused answer scores better.")

@@ -12,10 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from grader.embedding import DEFAULT_MODEL
-from grader.judge import DEFAULT_NAME as DEFAULT_JUDGE
-from grader.scoring import ScoringConfig
 from grader.submission import MAX_FILE_BYTES
+from grader.written import DEFAULT_JUDGE, DEFAULT_MODEL, ScoringConfig
 
 
 class GradeOptions(BaseModel):

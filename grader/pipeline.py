@@ -23,7 +23,7 @@ import numpy as np
 from grader import __version__
 from grader.accelerate import use_cores
 from grader.cache import Cache
-from grader.code_scorer import CodeScorer
+from grader.code.scorer import CodeScorer
 from grader.fingerprint import code_fingerprint
 from grader.intake import parse_source
 from grader.options import GradeOptions
@@ -31,15 +31,20 @@ from grader.report import ClassSummary, Failure, PartResult, PartSummary, Studen
 from grader.rubric import RubricSet
 from grader.scorer import RunStats, Scorer, missing_result, savable
 from grader.submission import Layout, Submission, SubmissionError, SubmissionSource
-from grader.written_scorer import WrittenScorer, load_judge, model_identity
+from grader.written import WrittenScorer, load_judge, model_identity
 
 if TYPE_CHECKING:
-    from grader.embedding import Encoder
-    from grader.judge import Judge
-    from grader.scoring import PartIndex
+    from grader.written import Encoder, Judge, PartIndex
 
 __all__ = [
-    "GradeOptions", "Grader", "Progress", "RunStats", "layout_of", "load_judge", "model_identity", "source_sha256",
+    "GradeOptions",
+    "Grader",
+    "Progress",
+    "RunStats",
+    "layout_of",
+    "load_judge",
+    "model_identity",
+    "source_sha256",
     "summarize",
 ]
 
@@ -89,7 +94,10 @@ class Grader:
     """
 
     def __init__(
-        self, rubrics: RubricSet, options: GradeOptions | None = None, encoder: Encoder | None = None,
+        self,
+        rubrics: RubricSet,
+        options: GradeOptions | None = None,
+        encoder: Encoder | None = None,
         judge: Judge | None = None,
     ) -> None:
         self._setup(rubrics, options)

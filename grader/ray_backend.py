@@ -42,7 +42,7 @@ import numpy as np
 from grader import __version__
 from grader.accelerate import use_cores
 from grader.cache import Cache
-from grader.code_scorer import CodeScorer
+from grader.code.scorer import CodeScorer
 from grader.fingerprint import code_fingerprint
 from grader.options import ClusterOptions, GradeOptions
 from grader.pipeline import Grader
@@ -50,7 +50,7 @@ from grader.report import PartResult
 from grader.rubric import Part, RubricSet, load_rubric_dir
 from grader.scorer import PartResults, RunStats, missing_result
 from grader.submission import Submission
-from grader.written_scorer import WrittenScorer
+from grader.written import WrittenScorer
 
 RAY_VERSION = "2.60.0"
 INSTALL_HINT = f"pip install 'grader[ray]' (or pip install 'ray=={RAY_VERSION}')"

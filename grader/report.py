@@ -30,8 +30,12 @@ class KeyPointResult(BaseModel):
         description="Why credit was withheld: contradicts (the quoted sentence says the opposite), hedged (the point "
         "is stated and also denied), or, without a judge, keyword_list, copies_question, off_topic.",
     )
-    entailment: float | None = Field(default=None, description="The judge's P(the evidence states the point), when a judge read it.")
-    contradiction: float | None = Field(default=None, description="The judge's highest P(a sentence says the opposite).")
+    entailment: float | None = Field(
+        default=None, description="The judge's P(the evidence states the point), when a judge read it."
+    )
+    contradiction: float | None = Field(
+        default=None, description="The judge's highest P(a sentence says the opposite)."
+    )
 
 
 class MisconceptionResult(BaseModel):
@@ -59,9 +63,10 @@ class CodeCaseResult(BaseModel):
     reason_code: str = Field(
         default="ok",
         description=(
-            "Machine-readable reason: ok, wrong_type, wrong_structure, wrong_shape, wrong_dtype, values_differ, nan, inf, "
-            "not_differentiable, unreadable, exception, memory, forbidden, timeout, output_limit, result_limit, file_limit, "
-            "killed, crashed, exited, syntax_error, entry_point_missing, not_run, no_result, sandbox_error."
+            "Machine-readable reason: ok, wrong_type, wrong_structure, wrong_shape, wrong_dtype, values_differ, "
+            "nan, inf, not_differentiable, unreadable, exception, memory, forbidden, timeout, output_limit, "
+            "result_limit, file_limit, killed, crashed, exited, syntax_error, entry_point_missing, not_run, "
+            "no_result, sandbox_error."
         ),
     )
     time_s: float | None = Field(default=None, description="Time the student's function took on this case.")
@@ -86,7 +91,8 @@ class CodeResult(BaseModel):
         ),
     )
     process_status: str | None = Field(
-        default=None, description="How the sandboxed process ended: ok, timeout, output_limit, result_limit, signal, exit."
+        default=None,
+        description="How the sandboxed process ended: ok, timeout, output_limit, result_limit, signal, exit.",
     )
     wall_s: float | None = Field(default=None, description="Wall time of the sandboxed run (all cases).")
 
@@ -130,14 +136,18 @@ class PartResult(BaseModel):
         description="What the grader noticed about the answer as a whole: other_language, no_answer (only a "
         "placeholder), off_topic, keyword_list, copies_question, padding, contradicts, hedged.",
     )
-    needs_review: str | None = Field(default=None, description="Why a person must grade this answer (e.g. another language).")
+    needs_review: str | None = Field(
+        default=None, description="Why a person must grade this answer (e.g. another language)."
+    )
     answer: str | None = Field(default=None, description="The student's answer as graded (None: no answer).")
     answer_sha256: str | None = Field(
         default=None, description="Hash of the answer (text and code): what overrides are keyed on."
     )
     language: str | None = Field(
         default=None,
-        description="ISO 639-1 code of the answer's language when it is not the course's (held for a TA: needs_review).",
+        description=(
+            "ISO 639-1 code of the answer's language when it is not the course's (held for a TA: needs_review)."
+        ),
     )
     review: PartReview | None = Field(default=None, description="A TA's decision on this part, when there is one.")
 
@@ -170,7 +180,8 @@ class StudentReport(BaseModel):
     timing: Timing = Field(default_factory=Timing)
     grader_version: str
     code_fingerprint: str = Field(
-        default="", description="Hash of the grading code's source (grader.fingerprint): other code regrades the student."
+        default="",
+        description="Hash of the grading code's source (grader.fingerprint): other code regrades the student.",
     )
     rubric_sha256: str
     model: str = Field(description="Embedding model identity used for written parts.")
@@ -203,7 +214,7 @@ class PartSummary(BaseModel):
     n_overridden: int = Field(default=0, description="Answers whose points a TA changed.")
     n_stale: int = Field(default=0, description="TA decisions waiting for review again: the answer text changed.")
 
-    @computed_field(description="Bin edges of `histogram`: len(histogram) + 1 points from 0 to max_points.")
+    @computed_field(description="Bin edges of `histogram`: len(histogram) + 1 points from 0 to max_points.")  # type: ignore[prop-decorator]
     @property
     def histogram_edges(self) -> list[float]:
         n = len(self.histogram)

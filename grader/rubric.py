@@ -63,9 +63,7 @@ class Misconception(StrictModel):
     text: NonEmptyText = Field(description="The wrong claim, stated as a full sentence.")
     penalty: PositivePoints
     paraphrases: list[NonEmptyText] = Field(default_factory=list)
-    explanation: str | None = Field(
-        default=None, description="Why the claim is wrong, shown to a student who made it."
-    )
+    explanation: str | None = Field(default=None, description="Why the claim is wrong, shown to a student who made it.")
 
 
 class Exemplar(StrictModel):
@@ -77,7 +75,7 @@ class Exemplar(StrictModel):
 
 
 class ScoringOverrides(StrictModel):
-    """Per-part overrides of the scorer's similarity thresholds (see grader.scoring.ScoringConfig)."""
+    """Per-part overrides of the scorer's similarity thresholds (see grader.written.scoring.ScoringConfig)."""
 
     match_low: float | None = Field(default=None, ge=-1, le=1)
     match_high: float | None = Field(default=None, ge=-1, le=1)
@@ -470,11 +468,13 @@ def _hash_files(rubrics: list[Rubric], sources: dict[str, Path]) -> str:
             if part.code is not None:
                 files.add((sources[rubric.id].parent / part.code.reference).resolve())
     base = Path(next(iter(sources.values()))).resolve().parent if sources else Path(".")
+
     def rel(path: Path) -> str:
         try:
             return path.relative_to(base).as_posix()
         except ValueError:
             return path.as_posix()
+
     for path in sorted(files, key=rel):
         digest.update(rel(path).encode())
         digest.update(b"\0")

@@ -1,6 +1,6 @@
 """What the Grader asks of a scorer: take a chunk of parsed submissions, hand back their part results.
 
-Written and code answers are scored by two scorers (grader.written_scorer, grader.code_scorer)
+Written and code answers are scored by two scorers (grader.written.scorer, grader.code.scorer)
 that share one protocol, ``submit(chunk) -> results``: for each submission of the chunk, in
 order, a mapping from part id to a Future of its PartResult. A written scorer's futures are
 done when submit returns; a code scorer's complete as the sandbox finishes, so student code

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.embedding import Encoder
+from grader.written.embedding import Encoder
 from grader.ray_backend import LOCAL_HEAD_ENV
 from grader.rubric import RubricSet, load_rubric_dir
 
@@ -37,7 +37,7 @@ def encoder() -> Encoder:
 @pytest.fixture(scope="session")
 def judge():
     """The default cross-encoder judge, loaded once for the whole session."""
-    from grader.judge import DEFAULT_NAME
+    from grader.written.judge import DEFAULT_NAME
     from grader.pipeline import load_judge
 
     return load_judge(DEFAULT_NAME)
@@ -49,13 +49,13 @@ def seed_model_outputs(cache_dir: Path, judge=None, *, vectors: bool = True) -> 
     A subprocess or a Ray actor grading from that cache then skips the forward passes this process
     already made (vectors by model and text, the judge's probabilities by pair) but still scores,
     caches and reports every part itself: no part result is copied. Keys are the ones the encoder
-    and the judge would write (grader.embedding, grader.judge), so a seeded entry is exactly the
+    and the judge would write (grader.written.embedding, grader.written.judge), so a seeded entry is exactly the
     entry a cold run would have stored.
     """
     import json
 
     from grader.cache import Cache
-    from grader.embedding import _MEMO
+    from grader.written.embedding import _MEMO
 
     cache = Cache(cache_dir)
     try:

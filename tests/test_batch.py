@@ -156,21 +156,22 @@ def _package_copy(tmp_path: Path) -> Path:
 
 
 def test_the_fingerprint_covers_the_grading_code_only(tmp_path):
-    import grader.scoring
+    import grader.written.scoring
     from grader.fingerprint import code_fingerprint, package_dir
 
     copy = _package_copy(tmp_path)
     assert code_fingerprint(copy) == code_fingerprint()  # a fingerprint of content, not of where it lies
     (copy / "cli" / "grade.py").write_text((copy / "cli" / "grade.py").read_text() + "\n# presentation only\n")
     assert code_fingerprint(copy) == code_fingerprint()
-    scoring = copy / Path(grader.scoring.__file__).relative_to(package_dir())
+    scoring = copy / Path(grader.written.scoring.__file__).relative_to(package_dir())
     scoring.write_text(scoring.read_text() + "\n# a scorer change\n")
     assert code_fingerprint(copy) != code_fingerprint()
 
 
 def test_a_change_to_the_scorer_regrades_instead_of_serving_cached_results(tmp_path, rubrics, encoder, judge, monkeypatch):
     """An updated grader must not hand out the old scorer's grades from the cache or a resumed run."""
-    from grader import fingerprint, scoring
+    from grader import fingerprint
+    from grader.written import scoring
 
     sources = [s for s in discover([SUBMISSIONS])[0] if s.student_id in {"kim", "lee"}]
     options = GradeOptions(run_code=False, cache_dir=tmp_path / "cache")

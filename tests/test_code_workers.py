@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
+from grader.code.sandbox import SandboxServer
 from grader.intake import discover
 from grader.pipeline import GradeOptions, Grader
-from grader.code.sandbox import SandboxServer
 
 from .conftest import ROOT
 

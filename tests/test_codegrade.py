@@ -15,10 +15,10 @@ import torch
 
 from grader.code import CodeGrader, SandboxUnavailable, find_forbidden, make_inputs, select_code
 from grader.code.sandbox import capabilities, detect
-
-from .sandboxing import code_grader, needs_sandbox
 from grader.rubric import load_rubric_dir
 from grader.submission import Answer
+
+from .sandboxing import code_grader, needs_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from grader.artifacts import MODELS_DIR, BaseMismatch, bundled_base_dir
-from grader.judge import CONTRADICT, ENTAIL, META_FILE, NEUTRAL, Judge, JudgeNotFound, find_judge
+from grader.written.judge import CONTRADICT, ENTAIL, META_FILE, NEUTRAL, Judge, JudgeNotFound, find_judge
 
 NAME = "grader-judge-v2"
 ARTIFACT = MODELS_DIR / NAME

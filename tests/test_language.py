@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.language import detect, strip_placeholders
+from grader.written.language import detect, strip_placeholders
 
 
 @pytest.mark.parametrize("text", [

@@ -14,7 +14,7 @@ import pytest
 
 from grader.artifacts import find_model_dir, models_dir, shipped_models
 from grader.fingerprint import package_dir
-from grader.judge import DEFAULT_NAME, META_FILE
+from grader.written.judge import DEFAULT_NAME, META_FILE
 
 from .conftest import ROOT
 
@@ -58,7 +58,7 @@ def test_the_default_judge_ships_as_package_data():
 
 
 def test_a_retired_fine_tuned_encoder_is_a_clear_error(tmp_path):
-    from grader.embedding import Encoder, ModelNotFound
+    from grader.written.embedding import Encoder, ModelNotFound
 
     (tmp_path / "grader_delta.json").write_text("{}")
     with pytest.raises(ModelNotFound, match="no longer supported"):

@@ -24,9 +24,9 @@ from grader.code import find_forbidden, repeatable, select_code
 from grader.code.static import forbidden_names
 from grader.intake import discover, parse_source
 from grader.pipeline import GradeOptions, Grader
-from grader.scorer import savable
-from grader.rubric import load_rubric_dir
 from grader.report import PartResult, StudentReport
+from grader.rubric import load_rubric_dir
+from grader.scorer import savable
 from grader.submission import Answer, SubmissionSource
 
 from .sandboxing import code_grader, job, needs_sandbox, server, value_of  # noqa: F401 - server is a fixture

@@ -21,7 +21,14 @@ import numpy as np
 import pytest
 import torch
 
-from grader.code.sandbox import Job, JobCase, Limits, SandboxServer, SandboxUnavailable, capabilities, detect, parse_frames, python_layout
+from grader.code.sandbox import (
+    SandboxServer,
+    SandboxUnavailable,
+    capabilities,
+    detect,
+    parse_frames,
+    python_layout,
+)
 from grader.code.sandbox import server as sandbox_server
 from grader.code.sandbox.server import descendants
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from grader.feedback import written_feedback
-from grader.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
+from grader.written.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
 
 from .conftest import DATA
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from grader import lexical
-from grader.calibration import fit_calibration
-from grader.sentences import latex_to_words, sentence_windows, split_sentences
+from grader.written import lexical
+from grader.written.calibration import fit_calibration
+from grader.written.sentences import latex_to_words, sentence_windows, split_sentences
 
 
 def test_sentences_keep_decimals_and_abbreviations_together():

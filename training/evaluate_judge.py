@@ -27,9 +27,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from judge_data import DATASET_FILES, Row, read_rows, split_dev  # noqa: E402
-
 from grader.evaluation.metrics import auroc, fit_threshold, pearson  # noqa: E402
+
+from judge_data import DATASET_FILES, Row, read_rows, split_dev  # noqa: E402
 
 TEST_SPLITS = {
     "scientsbank": ["test-unseen-answers", "test-unseen-questions", "test-unseen-domains"],
@@ -67,8 +67,8 @@ def measure(judge, encoder, name: str, rows: list[Row], fit: list[Row]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from grader.embedding import Encoder
-    from grader.judge import Judge
+    from grader.written.embedding import Encoder
+    from grader.written.judge import Judge
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", type=Path)

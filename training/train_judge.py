@@ -4,7 +4,7 @@
 
 Starts from the bundled all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide) and trains ALL its layers
 (the word-embedding table stays frozen, so the artefact stays small) plus a 3-way head on the
-mean-pooled last layer, reading ``[CLS] rubric [SEP] student [SEP]`` (grader/judge.py
+mean-pooled last layer, reading ``[CLS] rubric [SEP] student [SEP]`` (grader/written/judge.py
 `pair_token_ids`). Data: training/judge_data.py. Loss: cross-entropy for pairs with a known class,
 binary cross-entropy on P(entailment) for pairs where only "right or not" is known.
 
@@ -35,9 +35,19 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from judge_data import LABELS, Item, dataset_items, nli_items, read_labels_5way, read_questions, read_rows, sha256_file, split_dev  # noqa: E402
+from grader.written.judge import FORMAT, META_FILE, WEIGHTS_FILE, load_base, pad_batch, pair_token_ids, pooled_logits  # noqa: E402
 
-from grader.judge import FORMAT, META_FILE, WEIGHTS_FILE, load_base, pad_batch, pair_token_ids, pooled_logits  # noqa: E402
+from judge_data import (  # noqa: E402
+    LABELS,
+    Item,
+    dataset_items,
+    nli_items,
+    read_labels_5way,
+    read_questions,
+    read_rows,
+    sha256_file,
+    split_dev,
+)
 
 DEFAULT_NLI = "scitail=6000,mnli_dev=8000,cad_snli=4000,snli_dev_test=3000,breaking_nli=2000"
 

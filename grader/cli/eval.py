@@ -50,7 +50,9 @@ def eval_(
     as_json: JsonOption = False,
     predictions_file: Annotated[
         Path | None,
-        typer.Option("--predictions", help="Write one CSV row per evaluated answer: gold, predicted, confidence, flags."),
+        typer.Option(
+            "--predictions", help="Write one CSV row per evaluated answer: gold, predicted, confidence, flags."
+        ),
     ] = None,
     limit: Annotated[
         int | None,
@@ -62,14 +64,14 @@ def eval_(
     no_judge: NoJudgeOption = False,
 ) -> None:
     """Measure agreement with human graders: grader vs a plain-cosine baseline on a graded-answers CSV."""
-    from grader.embedding import Encoder
     from grader.evaluation import EvalError, evaluate
     from grader.pipeline import load_judge
+    from grader.written import Encoder
 
     if keypoints not in KEYPOINT_MODES:
         fail(f"--keypoints must be {' or '.join(KEYPOINT_MODES)} (got {keypoints!r})")
     try:
-        result: EvalResult = loading(
+        result, predictions = loading(
             lambda: evaluate(
                 dataset,
                 split=split,
@@ -82,10 +84,9 @@ def eval_(
                 judge=None if no_judge else load_judge(judge),
                 return_predictions=True,
             )
-        )  # type: ignore[assignment]
+        )
     except EvalError as exc:
         fail(f"Cannot evaluate ({len(exc.problems)} problem(s)):", exc.problems)
-    result, predictions = result  # type: ignore[misc]
     if predictions_file is not None:
         from grader.evaluation import write_predictions
 
@@ -115,10 +116,14 @@ def print_result(result: EvalResult) -> None:
     out.print(table)
     if result.per_question:
         worst = sorted((q for q in result.per_question if q.exact is not None), key=lambda q: q.exact or 0.0)[:5]
-        out.print("least agreement: " + ", ".join(f"{q.question_id} ({q.exact:.2f}, n={q.n})" for q in worst), highlight=False)
+        out.print(
+            "least agreement: " + ", ".join(f"{q.question_id} ({q.exact:.2f}, n={q.n})" for q in worst), highlight=False
+        )
     if result.settings.fit_on_evaluated_rows:
-        out.print("[bold yellow]thresholds and the baseline were fitted on the evaluated rows themselves: "
-                  "these numbers are optimistic[/]")
+        out.print(
+            "[bold yellow]thresholds and the baseline were fitted on the evaluated rows themselves: "
+            "these numbers are optimistic[/]"
+        )
     fitted = result.settings.fit_split or "the evaluated rows"
     out.print(
         f"keypoints={result.settings.keypoints} seed={result.settings.seed} qwk_step={result.settings.qwk_step:g} "

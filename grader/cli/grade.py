@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -42,6 +42,13 @@ from grader.cli.options import (
 from grader.cli.output import err, fail, out
 from grader.cli.rubrics import load_rubrics, rubrics_dir
 from grader.report import ClassSummary, StudentReport
+
+if TYPE_CHECKING:
+    from grader.batch import ClassRun, RunRecord
+    from grader.intake.lms import RosterEntry
+    from grader.options import ClusterOptions
+    from grader.rubric import RubricSet
+    from grader.submission import SubmissionSource
 
 
 def grade(
@@ -81,21 +88,14 @@ def grade(
     """
     options = grade_options(locals())
     cluster = cluster_options(locals())
-    from grader.batch import RunRecord, grade_class
-    from grader.intake.lms import LmsError, gather_sources, write_roster
+    from grader.batch import RunRecord
+    from grader.intake.lms import write_roster
 
     missing = [p for p in submissions if not p.exists()]
     if missing:
         fail(f"Not found: {', '.join(map(str, missing))}")
     rubric_set = load_rubrics(rubrics)
-    try:
-        sources, roster, warnings = gather_sources(submissions, columns, rubric_set.part_ids(), max_bytes=max_bytes)
-    except LmsError as exc:
-        fail(f"Cannot read the LMS export ({len(exc.problems)} problem(s)):", exc.problems)
-    for w in warnings:
-        err.print(f"[yellow]skipped:[/] {escape(w)}", highlight=False)
-    if not sources:
-        fail("No submissions found in " + ", ".join(map(str, submissions)), code=1)
+    sources, roster = _gather(submissions, rubric_set, columns, max_bytes)
     record = RunRecord(
         inputs=[p.resolve() for p in submissions],
         rubrics=rubrics_dir(rubrics).resolve(),
@@ -104,6 +104,41 @@ def grade(
     )
     if roster:
         write_roster(out_dir, roster)
+    run = _grade_with_progress(record, rubric_set, sources, out_dir, resume=not fresh, cluster=cluster)
+    _print_outcome(run, out_dir)
+    if run.outcome.summary.n_graded == 0:
+        raise typer.Exit(1)
+
+
+def _gather(
+    submissions: list[Path], rubric_set: RubricSet, columns: str | None, max_bytes: int
+) -> tuple[list[SubmissionSource], list[RosterEntry]]:
+    """The students' submissions (and the LMS roster, if any); exits when there are none or the export is bad."""
+    from grader.intake.lms import LmsError, gather_sources
+
+    try:
+        sources, roster, warnings = gather_sources(submissions, columns, rubric_set.part_ids(), max_bytes=max_bytes)
+    except LmsError as exc:
+        fail(f"Cannot read the LMS export ({len(exc.problems)} problem(s)):", exc.problems)
+    for w in warnings:
+        err.print(f"[yellow]skipped:[/] {escape(w)}", highlight=False)
+    if not sources:
+        fail("No submissions found in " + ", ".join(map(str, submissions)), code=1)
+    return sources, roster
+
+
+def _grade_with_progress(
+    record: RunRecord,
+    rubric_set: RubricSet,
+    sources: list[SubmissionSource],
+    out_dir: Path,
+    *,
+    resume: bool,
+    cluster: ClusterOptions,
+) -> ClassRun:
+    """grade_class with a progress bar on stderr, a student at a time."""
+    from grader.batch import grade_class
+
     with Progress(
         TextColumn("[bold]grading"),
         BarColumn(),
@@ -114,15 +149,19 @@ def grade(
         transient=False,
     ) as bar:
         task = bar.add_task("", total=len(sources))
-        run = grade_class(
+        return grade_class(
             record,
             rubric_set,
             sources,
             out_dir,
-            resume=not fresh,
+            resume=resume,
             progress=lambda sid: bar.update(task, advance=1, description=sid),
             open_grader=lambda rubrics, options: open_grader(rubrics, options, cluster),
         )
+
+
+def _print_outcome(run: ClassRun, out_dir: Path) -> None:
+    """The summary table, then what was kept, learned and reviewed, and where the files are."""
     outcome = run.outcome
     print_summary(outcome.reports, outcome.summary)
     if outcome.reused:
@@ -133,8 +172,6 @@ def grade(
     if reviewed:
         out.print(f"{reviewed} answer(s) carry a TA's decision (from {out_dir}/overrides.sqlite).")
     out.print(f"Reports written to {out_dir}/ (reports/, feedback/, gradebook.csv, summary.json, report.html)")
-    if outcome.summary.n_graded == 0:
-        raise typer.Exit(1)
 
 
 def print_summary(reports: Sequence[StudentReport], summary: ClassSummary) -> None:

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, TypeVar
 from rich.markup import escape
 
 from grader.cli.output import err, fail
-from grader.embedding import ModelNotFound
-from grader.judge import JudgeNotFound
 from grader.options import ClusterOptions, GradeOptions
 from grader.rubric import RubricSet
+from grader.written import JudgeNotFound, ModelNotFound
 
 if TYPE_CHECKING:
     from grader.pipeline import Grader

@@ -60,10 +60,23 @@ GpusPerWorkerOption = Annotated[
 ]
 JudgeOption = Annotated[
     str,
-    typer.Option("--judge", help="Cross-encoder that decides whether the answer entails or contradicts each key point: a model shipped with grader, by name, or a path."),
+    typer.Option(
+        "--judge",
+        help=(
+            "Cross-encoder that decides whether the answer entails or contradicts each key point: a model shipped "
+            "with grader, by name, or a path."
+        ),
+    ),
 ]
 NoJudgeOption = Annotated[
-    bool, typer.Option("--no-judge", help="Similarity only, no cross-encoder: faster, but it grades topic, not truth (a denial scores like the claim).")
+    bool,
+    typer.Option(
+        "--no-judge",
+        help=(
+            "Similarity only, no cross-encoder: faster, but it grades topic, not truth (a denial scores like the "
+            "claim)."
+        ),
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON alone on stdout.")]
 ColumnsOption = Annotated[

@@ -52,7 +52,14 @@ def _compare_exact(a: np.ndarray, b: np.ndarray, label: str) -> Verdict:
     if n_bad:
         idx = np.unravel_index(int(diff.argmax()), diff.shape) if diff.ndim else ()
         where = _fmt_index(tuple(int(i) for i in idx))
-        return Verdict(False, "values_differ", f"{label}{n_bad} of {diff.size} values differ from the reference (e.g. at index {where})", float(diff.max()), None, math.inf)
+        return Verdict(
+            False,
+            "values_differ",
+            f"{label}{n_bad} of {diff.size} values differ from the reference (e.g. at index {where})",
+            float(diff.max()),
+            None,
+            math.inf,
+        )
     return Verdict(True, "ok", "ok", 0.0, 0.0, 0.0)
 
 
@@ -65,10 +72,25 @@ def compare_values(a: np.ndarray, leaf: Leaf, spec: CodeSpec, label: str) -> Ver
     if (nan_a & ~nan_b).any():
         n = int((nan_a & ~nan_b).sum())
         idx = tuple(int(i) for i in np.argwhere(nan_a & ~nan_b)[0]) if a.ndim else ()
-        return Verdict(False, "nan", f"{label}contains NaN in {n} of {a.size} entries (first at index {_fmt_index(idx)}); check for a division by zero or log of a non-positive number", math.nan, math.nan, math.inf)
+        return Verdict(
+            False,
+            "nan",
+            f"{label}contains NaN in {n} of {a.size} entries (first at index {_fmt_index(idx)}); check for a "
+            "division by zero or log of a non-positive number",
+            math.nan,
+            math.nan,
+            math.inf,
+        )
     inf_bad = np.isinf(a) & ~(a == b)
     if inf_bad.any():
-        return Verdict(False, "inf", f"{label}contains infinite values in {int(inf_bad.sum())} of {a.size} entries (overflow?)", math.inf, math.inf, math.inf)
+        return Verdict(
+            False,
+            "inf",
+            f"{label}contains infinite values in {int(inf_bad.sum())} of {a.size} entries (overflow?)",
+            math.inf,
+            math.inf,
+            math.inf,
+        )
     finite = np.isfinite(a) & np.isfinite(b)
     diff = np.where(finite, np.abs(a - b), 0.0)
     tol = spec.atol + spec.rtol * np.abs(b)
@@ -84,8 +106,8 @@ def compare_values(a: np.ndarray, leaf: Leaf, spec: CodeSpec, label: str) -> Ver
         ref_v, got_v = float(b[idx]) if b.ndim else float(b), float(a[idx]) if a.ndim else float(a)
         message = (
             f"{label}values differ from the reference in {n_bad} of {diff.size} entries: largest absolute error "
-            f"{max_abs:.2g} at index {_fmt_index(idx)} (yours {got_v:.6g}, expected {ref_v:.6g}), largest relative error "
-            f"{max_rel:.2g} (allowed: {spec.atol:g} + {spec.rtol:g} x |expected|)"
+            f"{max_abs:.2g} at index {_fmt_index(idx)} (yours {got_v:.6g}, expected {ref_v:.6g}), largest relative "
+            f"error {max_rel:.2g} (allowed: {spec.atol:g} + {spec.rtol:g} x |expected|)"
         )
         return Verdict(False, "values_differ", message, max_abs, max_rel, worst)
     return Verdict(True, "ok", "ok", max_abs, max_rel, worst)
@@ -97,7 +119,9 @@ def _type_problem(desc: dict, exp: str, label: str) -> Verdict | None:
     if kind == "none":
         return Verdict(False, "wrong_type", f"{label}returned None instead of {exp}; did you forget `return`?")
     if kind in ("float", "int", "bool"):
-        return Verdict(False, "wrong_type", f"{label}returned a Python {kind} instead of {exp} (do not call .item() or float())")
+        return Verdict(
+            False, "wrong_type", f"{label}returned a Python {kind} instead of {exp} (do not call .item() or float())"
+        )
     if kind in ("tuple", "list"):
         n = len(desc.get("items") or []) if desc.get("items") is not None else desc.get("length")
         return Verdict(False, "wrong_type", f"{label}returned a {kind} of {n} items instead of {exp}")
@@ -107,24 +131,35 @@ def _type_problem(desc: dict, exp: str, label: str) -> Verdict | None:
     if kind not in ("tensor", "ndarray"):
         return Verdict(False, "wrong_type", f"{label}returned something unexpected instead of {exp}")
     if desc.get("error") or not isinstance(desc.get("blob"), int):
-        return Verdict(False, "wrong_type", f"{label}returned a {kind} that cannot be read ({desc.get('error', 'no data')}); expected {exp}")
+        return Verdict(
+            False,
+            "wrong_type",
+            f"{label}returned a {kind} that cannot be read ({desc.get('error', 'no data')}); expected {exp}",
+        )
     return None
 
 
-def _read_array(desc: dict, blobs: list[bytes], base: int, exp: str, label: str) -> tuple[np.ndarray, str, tuple] | Verdict:
+def _read_array(
+    desc: dict, blobs: list[bytes], base: int, exp: str, label: str
+) -> tuple[np.ndarray, str, tuple] | Verdict:
     """(array, dtype, shape) from the payload, its description checked against the data."""
     try:
         arr = _load_npy(blobs[base + desc["blob"]])
     except Exception as exc:  # noqa: BLE001 - student-controlled bytes
-        return Verdict(False, "unreadable", f"{label}the returned data could not be read ({type(exc).__name__}); expected {exp}")
+        return Verdict(
+            False, "unreadable", f"{label}the returned data could not be read ({type(exc).__name__}); expected {exp}"
+        )
     kind = desc.get("type")
     try:
         dtype = str(desc.get("dtype") if kind == "tensor" else arr.dtype)
-        shape = tuple(int(d) for d in (desc.get("shape") if kind == "tensor" else arr.shape))
+        raw_shape: Any = desc.get("shape") if kind == "tensor" else arr.shape  # the child's word, checked here
+        shape = tuple(int(d) for d in raw_shape)
     except (TypeError, ValueError):
         return Verdict(False, "unreadable", f"{label}the returned data is inconsistent")
     if tuple(arr.shape) != shape:
-        return Verdict(False, "unreadable", f"{label}the returned data is inconsistent (shape {tuple(arr.shape)} vs {shape})")
+        return Verdict(
+            False, "unreadable", f"{label}the returned data is inconsistent (shape {tuple(arr.shape)} vs {shape})"
+        )
     return arr, dtype, shape
 
 
@@ -150,7 +185,11 @@ def _dtype_problem(dtype: str, leaf: Leaf, label: str, spec: CodeSpec) -> Verdic
         return Verdict(False, "wrong_dtype", f"{label}wrong dtype: got {dtype}, expected exactly {leaf.dtype}")
     if want == "float" and got != "float":
         extra = " (too little precision)" if got == "half" else ""
-        return Verdict(False, "wrong_dtype", f"{label}wrong dtype: got {dtype}{extra}, expected a floating-point tensor ({leaf.dtype})")
+        return Verdict(
+            False,
+            "wrong_dtype",
+            f"{label}wrong dtype: got {dtype}{extra}, expected a floating-point tensor ({leaf.dtype})",
+        )
     if want in ("int", "bool") and got != want:
         return Verdict(False, "wrong_dtype", f"{label}wrong dtype: got {dtype}, expected {leaf.dtype}")
     return None
@@ -167,14 +206,18 @@ def compare_leaf(desc: dict, blobs: list[bytes], base: int, leaf: Leaf, spec: Co
     arr, dtype, shape = read
     numpy_note = None
     if desc.get("type") == "ndarray":
-        numpy_note = f"{label}returned a numpy.ndarray; the function must return a torch.Tensor (convert with torch.from_numpy)"
+        numpy_note = (
+            f"{label}returned a numpy.ndarray; the function must return a torch.Tensor (convert with torch.from_numpy)"
+        )
     problem = _shape_problem(shape, leaf, label, numpy_note, spec) or _dtype_problem(dtype, leaf, label, spec)
     if problem is not None:
         return problem
     verdict = compare_values(arr, leaf, spec, label)
     if numpy_note and not spec.accept_numpy:
         verdict.ok, verdict.code = False, "wrong_type"
-        verdict.message = numpy_note + (" (its values are correct)" if verdict.message == "ok" else "; also " + verdict.message[len(label) :])
+        verdict.message = numpy_note + (
+            " (its values are correct)" if verdict.message == "ok" else "; also " + verdict.message[len(label) :]
+        )
     return verdict
 
 
@@ -184,13 +227,18 @@ def compare_output(desc: dict, blobs: list[bytes], base: int, exp: Expected, spe
     names = ", ".join(leaf.name for leaf in exp.leaves)
     k = len(exp.leaves)
     if desc.get("type") not in ("tuple", "list"):
-        what = {"tensor": "a single tensor", "ndarray": "a single numpy array", "none": "None"}.get(str(desc.get("type", "")), f"a {desc.get('type')}")
+        what = {"tensor": "a single tensor", "ndarray": "a single numpy array", "none": "None"}.get(
+            str(desc.get("type", "")), f"a {desc.get('type')}"
+        )
         return [Verdict(False, "wrong_structure", f"returned {what}; expected a tuple of {k} tensors ({names})")]
     items = desc.get("items")
     if not isinstance(items, list) or len(items) != k:
         n = len(items) if isinstance(items, list) else desc.get("length")
         return [Verdict(False, "wrong_structure", f"returned {n} values; expected a tuple of {k} tensors ({names})")]
-    return [compare_leaf(d if isinstance(d, dict) else {}, blobs, base, leaf, spec, f"{leaf.name}: ") for d, leaf in zip(items, exp.leaves)]
+    return [
+        compare_leaf(d if isinstance(d, dict) else {}, blobs, base, leaf, spec, f"{leaf.name}: ")
+        for d, leaf in zip(items, exp.leaves)
+    ]
 
 
 _DETACHED_HINT = "avoid .detach(), .item(), torch.tensor(...) or a new requires_grad_() on an intermediate result"
@@ -207,14 +255,33 @@ def compare_gradients(report: Any, blobs: list[bytes], base: int, prep: Prepared
     grads = report.get("grads")
     if not isinstance(grads, list) or len(grads) != len(prep.gradients):
         why = report.get("error") or "no gradients came back"
-        return Verdict(False, "not_differentiable", f"the values are right, but the result cannot be differentiated with respect to {names} ({why}); {_DETACHED_HINT}")
-    missing = [ref.name for desc, ref in zip(grads, prep.gradients) if desc is None and np.abs(ref.values).max(initial=0) > 0]
+        return Verdict(
+            False,
+            "not_differentiable",
+            f"the values are right, but the result cannot be differentiated with respect to {names} ({why}); "
+            f"{_DETACHED_HINT}",
+        )
+    missing = [
+        ref.name for desc, ref in zip(grads, prep.gradients) if desc is None and np.abs(ref.values).max(initial=0) > 0
+    ]
     if missing:
-        return Verdict(False, "not_differentiable", f"the values are right, but the result does not depend on {', '.join(missing)} through the autograd graph; {_DETACHED_HINT}")
+        return Verdict(
+            False,
+            "not_differentiable",
+            f"the values are right, but the result does not depend on {', '.join(missing)} through the autograd "
+            f"graph; {_DETACHED_HINT}",
+        )
     for desc, ref in zip(grads, prep.gradients):
         if desc is None:
             continue
-        verdict = compare_leaf(desc if isinstance(desc, dict) else {}, blobs, base, ref, spec, f"gradient with respect to {ref.name}: ")
+        verdict = compare_leaf(
+            desc if isinstance(desc, dict) else {}, blobs, base, ref, spec, f"gradient with respect to {ref.name}: "
+        )
         if not verdict.ok:
-            return Verdict(False, "not_differentiable", f"the values are right, but the result's {verdict.message} (the reference's gradient differs: the result is connected to {ref.name} in a different way); {_DETACHED_HINT}")
+            return Verdict(
+                False,
+                "not_differentiable",
+                f"the values are right, but the result's {verdict.message} (the reference's gradient differs: the "
+                f"result is connected to {ref.name} in a different way); {_DETACHED_HINT}",
+            )
     return None

@@ -83,7 +83,10 @@ def process_reason(run: RunResult, spec: CodeSpec) -> tuple[str, str]:
             "the limit is the time limit, as if on one core"
         )
     if run.status == "output_limit":
-        return "output_limit", f"printed too much output (more than {Limits().max_output_bytes:,} bytes); remove debugging prints"
+        return (
+            "output_limit",
+            f"printed too much output (more than {Limits().max_output_bytes:,} bytes); remove debugging prints",
+        )
     if run.status == "result_limit":
         return "result_limit", "returned too much data (more than 64 MB)"
     if run.status == "signal":
@@ -108,27 +111,30 @@ def timeout_reason(run: RunResult, spec: CodeSpec, preps: list[PreparedCase]) ->
     phase = info.get("phase")
     if phase == "load":
         waiting = " and was waiting, not computing" if _was_waiting(info) else ""
-        return f"timed out: your module-level code (outside any function) was still running after {spec.time_limit_s:g} s{waiting}"
+        return (
+            f"timed out: your module-level code (outside any function) was still running after {spec.time_limit_s:g} "
+            f"s{waiting}"
+        )
     if phase != "case" or not isinstance(info.get("index"), int) or not 0 <= info["index"] < len(preps):
         return "timed out: it kept running after its last result; do not leave threads or processes running"
     k = info["index"]
     limit = case_limit(spec, preps[k].case)
     if _was_waiting(info):
         return (
-            f"timed out after {limit:g} s (the limit per case) while waiting, not computing (for example in time.sleep, "
-            "input(), a lock or a process that never finishes): it looks stuck, not slow"
+            f"timed out after {limit:g} s (the limit per case) while waiting, not computing (for example in "
+            "time.sleep, input(), a lock or a process that never finishes): it looks stuck, not slow"
         )
     earlier = run.cases_s[:k]
     if earlier and max(earlier) >= 0.1 * limit:
         took = " and ".join(f"{t:.1f} s" for t in earlier[-3:])
         return (
-            f"timed out: still computing after {limit:g} s (the limit per case) while the earlier cases took {took}: it "
-            "looks correct but too slow for this input; avoid Python loops over elements (use tensor operations)"
+            f"timed out: still computing after {limit:g} s (the limit per case) while the earlier cases took {took}: "
+            "it looks correct but too slow for this input; avoid Python loops over elements (use tensor operations)"
         )
     if earlier:
         return (
-            f"timed out: still computing after {limit:g} s (the limit per case) although the earlier cases took at most "
-            f"{max(earlier):.2f} s: it looks stuck (an infinite loop?), not slow"
+            f"timed out: still computing after {limit:g} s (the limit per case) although the earlier cases took at "
+            f"most {max(earlier):.2f} s: it looks stuck (an infinite loop?), not slow"
         )
     return (
         f"timed out: still computing after {limit:g} s (the limit per case): either it never ends (an infinite loop?) "
@@ -166,11 +172,18 @@ def sandbox_block(exc: dict) -> tuple[str, str] | None:
     frames = exc.get("frames") or []
     line_text = " ".join(str(f[2]) for f in frames if isinstance(f, list) and len(f) == 3)
     fname = exc.get("filename")
-    if "socket.py" in libs or exc.get("module") == "socket" or typ in ("gaierror", "herror") or (
-        "socket" in line_text and err in (1, 13, 97, 101, 111, 113)
+    if (
+        "socket.py" in libs
+        or exc.get("module") == "socket"
+        or typ in ("gaierror", "herror")
+        or ("socket" in line_text and err in (1, 13, 97, 101, 111, 113))
     ):
         return "network_blocked", "tried to use the network, which the sandbox blocks"
-    if err == 11 and any(w in line_text for w in ("fork", "Thread", "Popen", "start")) or (err == 11 and "threading.py" in libs):
+    if (
+        err == 11
+        and any(w in line_text for w in ("fork", "Thread", "Popen", "start"))
+        or (err == 11 and "threading.py" in libs)
+    ):
         return "process_limit", "hit the sandbox's limit on processes and threads"
     if typ == "RuntimeError" and "can't start new thread" in str(exc.get("message") or ""):
         return "process_limit", "hit the sandbox's limit on processes and threads"
@@ -181,8 +194,15 @@ def sandbox_block(exc: dict) -> tuple[str, str] | None:
     if err == 28:
         return "file_limit", "filled its scratch space in the sandbox"
     if fname and str(fname).startswith("/") and err in (2, 13, 30):
-        what = {2: "does not exist in the sandbox", 13: "is not accessible in the sandbox", 30: "is read-only in the sandbox"}[err]
-        return "file_blocked", f"tried to access {fname}, which {what} (code runs with only its working directory writable)"
+        what = {
+            2: "does not exist in the sandbox",
+            13: "is not accessible in the sandbox",
+            30: "is read-only in the sandbox",
+        }[err]
+        return (
+            "file_blocked",
+            f"tried to access {fname}, which {what} (code runs with only its working directory writable)",
+        )
     if typ == "PermissionError" and err in (1, 13):
         return "sandbox_blocked", "tried an operation the sandbox does not permit"
     return None

@@ -22,8 +22,9 @@ import concurrent.futures
 import difflib
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +49,17 @@ UNSANDBOXED_WARNING = (
 )
 
 
+def _dict_at(event: dict, key: str) -> dict:
+    """event[key] when the child sent a dict there, else an empty one."""
+    value = event.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _not_run_cases(spec: CodeSpec, reason: str, code: str) -> list[CodeCaseResult]:
-    return [CodeCaseResult(name=c.name, points=0.0, max_points=c.points, passed=False, reason=reason, reason_code=code) for c in spec.cases]
+    return [
+        CodeCaseResult(name=c.name, points=0.0, max_points=c.points, passed=False, reason=reason, reason_code=code)
+        for c in spec.cases
+    ]
 
 
 class CodeGrader:
@@ -65,7 +75,7 @@ class CodeGrader:
     carries a loud warning.
     """
 
-    def __init__(self, rubrics: RubricSet, *, allow_unsandboxed: bool = False, workers: int = 1):
+    def __init__(self, rubrics: RubricSet, *, allow_unsandboxed: bool = False, workers: int = 1) -> None:
         self.rubrics = rubrics
         self.workers = max(1, int(workers))
         self.has_code = any(p.kind == "code" for _, p in rubrics.parts())
@@ -82,7 +92,7 @@ class CodeGrader:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def __enter__(self) -> "CodeGrader":
+    def __enter__(self) -> CodeGrader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -100,7 +110,9 @@ class CodeGrader:
 
     # -- API ----------------------------------------------------------------------------
 
-    def submit(self, rubric: Rubric, part: Part, answer: Answer | None, student_id: str) -> "concurrent.futures.Future[PartResult]":
+    def submit(
+        self, rubric: Rubric, part: Part, answer: Answer | None, student_id: str
+    ) -> concurrent.futures.Future[PartResult]:
         """Grade one code answer in the background; the Future never raises for anything the student did."""
         if part.kind != "code" or part.code is None:
             raise ValueError(f"{rubric.qualified(part)} is not a code part")
@@ -131,7 +143,8 @@ class CodeGrader:
                 if prep.error:
                     problems.append(f"{rubric.qualified(part)} case {case.name}: {prep.error}")
                 elif prep.expected and any(
-                    leaf.values.dtype.kind == "f" and not np.isfinite(leaf.values).all() for leaf in prep.expected.leaves
+                    leaf.values.dtype.kind == "f" and not np.isfinite(leaf.values).all()
+                    for leaf in prep.expected.leaves
                 ):
                     problems.append(f"{rubric.qualified(part)} case {case.name}: the reference output is not finite")
         return problems
@@ -169,7 +182,16 @@ class CodeGrader:
             warnings=[UNSANDBOXED_WARNING] if self.unsandboxed else [],
         )
 
-    def _stopped(self, rubric: Rubric, part: Part, outcome: str, feedback: list[str], case_reason: str, case_code: str, status: str = "graded") -> PartResult:
+    def _stopped(
+        self,
+        rubric: Rubric,
+        part: Part,
+        outcome: str,
+        feedback: list[str],
+        case_reason: str,
+        case_code: str,
+        status: str = "graded",
+    ) -> PartResult:
         """A result for an answer that never ran (or never got past loading)."""
         assert part.code is not None
         res = self._base(rubric, part, status)
@@ -184,12 +206,19 @@ class CodeGrader:
         assert spec is not None
         sig = words.signature(spec)
         if answer is None or (not answer.code and not (answer.text or "").strip()):
-            return self._stopped(rubric, part, "missing", [f"No answer: define {sig}."], "not run: no answer", "not_run", "missing")
-        if sum(len(b) for b in answer.code) > 2 * MAX_CODE_BYTES or (not answer.code and len(answer.text) > 2 * MAX_CODE_BYTES):
+            return self._stopped(
+                rubric, part, "missing", [f"No answer: define {sig}."], "not run: no answer", "not_run", "missing"
+            )
+        if sum(len(b) for b in answer.code) > 2 * MAX_CODE_BYTES or (
+            not answer.code and len(answer.text) > 2 * MAX_CODE_BYTES
+        ):
             return self._too_large(rubric, part, max(len(answer.text), sum(len(b) for b in answer.code)))
         src = select_code(answer, spec.entry_point)
         if src is None:
-            msg = f"No Python code found in the answer. Put your function {sig} in a ```python code block (or a notebook code cell / a .py file for this part)."
+            msg = (
+                f"No Python code found in the answer. Put your function {sig} in a ```python code block (or a "
+                "notebook code cell / a .py file for this part)."
+            )
             return self._stopped(rubric, part, "no_code", [msg], "not run: no code found", "not_run")
         if len(src.text) > MAX_CODE_BYTES:
             return self._too_large(rubric, part, len(src.text))
@@ -199,12 +228,20 @@ class CodeGrader:
             return self._syntax_error(rubric, part, src, exc)
         except (ValueError, RecursionError, MemoryError) as exc:
             msg = f"Your code could not be parsed ({type(exc).__name__})."
-            return self._stopped(rubric, part, "syntax_error", [msg], "not run: the code could not be parsed", "syntax_error")
+            return self._stopped(
+                rubric, part, "syntax_error", [msg], "not run: the code could not be parsed", "syntax_error"
+            )
         if hits:
             listed = ", ".join(f"{name} ({src.where(line)})" for name, line in hits[:8])
-            msg = f"Your code uses {listed}, which this exercise forbids ({words.forbid_hint(spec)}). Nothing was run and the part earns no credit."
-            res = self._stopped(rubric, part, "forbidden", [msg], "not run: the code uses a forbidden call", "forbidden")
-            res.code.forbidden_calls = [f"{name} ({src.where(line)})" for name, line in hits]  # type: ignore[union-attr]
+            msg = (
+                f"Your code uses {listed}, which this exercise forbids ({words.forbid_hint(spec)}). Nothing was run "
+                "and the part earns no credit."
+            )
+            res = self._stopped(
+                rubric, part, "forbidden", [msg], "not run: the code uses a forbidden call", "forbidden"
+            )
+            assert res.code is not None
+            res.code.forbidden_calls = [f"{name} ({src.where(line)})" for name, line in hits]
             return res
         return src
 
@@ -217,8 +254,16 @@ class CodeGrader:
         text = (exc.text or "").strip()
         detail = f": `{text[:80]}`" if text else ""
         msg = f"Your code has a syntax error on {where}: {exc.msg}{detail}. Nothing was run; fix it so the file runs."
-        res = self._stopped(rubric, part, "syntax_error", [msg] + [f"Note: {n}." for n in src.notes], f"not run: syntax error on {where}", "syntax_error")
-        res.code.stderr_tail = f"SyntaxError: {exc.msg} ({where})"  # type: ignore[union-attr]
+        res = self._stopped(
+            rubric,
+            part,
+            "syntax_error",
+            [msg] + [f"Note: {n}." for n in src.notes],
+            f"not run: syntax error on {where}",
+            "syntax_error",
+        )
+        assert res.code is not None
+        res.code.stderr_tail = f"SyntaxError: {exc.msg} ({where})"
         return res
 
     # -- run + interpret ----------------------------------------------------------------
@@ -230,8 +275,13 @@ class CodeGrader:
             preps = [self._prepare(rubric, part, c) for c in spec.cases]
             bad = next((p for p in preps if p.error), None)
             if bad is not None:
-                msg = "This part could not be graded automatically (a problem with the grader's reference); a TA will grade it."
-                res = self._stopped(rubric, part, "reference_error", [msg], "not run: the reference failed", "not_run", "error")
+                msg = (
+                    "This part could not be graded automatically (a problem with the grader's reference); a TA will "
+                    "grade it."
+                )
+                res = self._stopped(
+                    rubric, part, "reference_error", [msg], "not run: the reference failed", "not_run", "error"
+                )
                 res.warnings.append(f"reference failed for {rubric.qualified(part)}: {bad.error}")
                 res.confidence = 0.0
                 return res
@@ -240,11 +290,15 @@ class CodeGrader:
         except Exception as exc:  # noqa: BLE001 - never let one answer crash the batch
             res = self._base(rubric, part, "error")
             res.feedback = ["This part could not be graded automatically; a TA will grade it."]
-            res.warnings.append(f"internal error while grading {rubric.qualified(part)} for {student_id}: {type(exc).__name__}: {exc}")
+            res.warnings.append(
+                f"internal error while grading {rubric.qualified(part)} for {student_id}: {type(exc).__name__}: {exc}"
+            )
             res.confidence = 0.0
             return res
 
-    def _interpret(self, rubric: Rubric, part: Part, src: SourceCode, preps: list[PreparedCase], run: RunResult) -> PartResult:
+    def _interpret(
+        self, rubric: Rubric, part: Part, src: SourceCode, preps: list[PreparedCase], run: RunResult
+    ) -> PartResult:
         spec = part.code
         assert spec is not None
         res = self._base(rubric, part)
@@ -285,9 +339,11 @@ class CodeGrader:
         res.code.cases = _not_run_cases(spec, "not run: sandbox failure", "sandbox_error")
         return res
 
-    def _load_error(self, res: PartResult, spec: CodeSpec, src: SourceCode, load: dict, run: RunResult, notes: list[str]) -> PartResult:
+    def _load_error(
+        self, res: PartResult, spec: CodeSpec, src: SourceCode, load: dict, run: RunResult, notes: list[str]
+    ) -> PartResult:
         assert res.code is not None
-        exc = load.get("exc") if isinstance(load.get("exc"), dict) else {}
+        exc = _dict_at(load, "exc")
         code, msg = words.exception_reason(exc, src, spec)
         res.code.outcome = code if code != "exception" else "load_error"
         res.code.cases = _not_run_cases(spec, f"not run: {msg}", code)
@@ -320,12 +376,18 @@ class CodeGrader:
             return "timeout", words.timeout_reason(run, spec, preps)
         code, msg = words.process_reason(run, spec)
         if code == "ok" and run.stream_problem:
-            return "no_result", f"wrote to the grader's result channel (file descriptor 3), so its results could not be read ({run.stream_problem})"
+            return (
+                "no_result",
+                "wrote to the grader's result channel (file descriptor 3), so its results could not be read "
+                f"({run.stream_problem})",
+            )
         if code == "ok" and not any(e.get("event") == "done" for e in run.events):
             return "exited", "ended the Python process before returning (exit code 0); do not call exit() or os._exit()"
         return code, msg
 
-    def _died_loading(self, res: PartResult, spec: CodeSpec, run: RunResult, preps: list[PreparedCase], notes: list[str]) -> PartResult:
+    def _died_loading(
+        self, res: PartResult, spec: CodeSpec, run: RunResult, preps: list[PreparedCase], notes: list[str]
+    ) -> PartResult:
         assert res.code is not None
         code, msg = self._stop_reason(run, spec, preps)
         res.code.outcome = code
@@ -333,7 +395,9 @@ class CodeGrader:
         res.feedback = [f"Your code {msg} while loading (module-level statements), before any test ran."] + notes
         return self._finish(res, spec, run)
 
-    def _cases(self, spec: CodeSpec, src: SourceCode, preps: list[PreparedCase], run: RunResult) -> tuple[list[CodeCaseResult], dict]:
+    def _cases(
+        self, spec: CodeSpec, src: SourceCode, preps: list[PreparedCase], run: RunResult
+    ) -> tuple[list[CodeCaseResult], dict]:
         """One result per case: its verdict, or why it has none."""
         by_name = {e.get("name"): e for e in run.events if e.get("event") == "case"}
         stats: dict[str, list[float]] = {"ratios": [], "abs": [], "rel": []}
@@ -346,23 +410,55 @@ class CodeGrader:
                 if stopped is None:
                     stopped = c.name
                     code, msg = self._stop_reason(run, spec, preps)
-                    cases.append(CodeCaseResult(name=c.name, points=0.0, max_points=c.points, passed=False, reason=msg, reason_code=code, stderr_tail=run.stderr_tail or None))
+                    cases.append(
+                        CodeCaseResult(
+                            name=c.name,
+                            points=0.0,
+                            max_points=c.points,
+                            passed=False,
+                            reason=msg,
+                            reason_code=code,
+                            stderr_tail=run.stderr_tail or None,
+                        )
+                    )
                 else:
-                    cases.append(CodeCaseResult(name=c.name, points=0.0, max_points=c.points, passed=False, reason=f"not run: stopped in case {stopped}", reason_code="not_run"))
+                    cases.append(
+                        CodeCaseResult(
+                            name=c.name,
+                            points=0.0,
+                            max_points=c.points,
+                            passed=False,
+                            reason=f"not run: stopped in case {stopped}",
+                            reason_code="not_run",
+                        )
+                    )
                 continue
             time_s = round(run.cases_s[k], 6) if k < len(run.cases_s) else None
             if not ev.get("ok"):
-                exc = ev.get("exc") if isinstance(ev.get("exc"), dict) else {}
+                exc = _dict_at(ev, "exc")
                 code, msg = words.exception_reason(exc, src, spec)
-                cases.append(CodeCaseResult(name=c.name, points=0.0, max_points=c.points, passed=False, reason=msg, reason_code=code, stderr_tail=words.exc_text(exc, src), time_s=time_s))
+                cases.append(
+                    CodeCaseResult(
+                        name=c.name,
+                        points=0.0,
+                        max_points=c.points,
+                        passed=False,
+                        reason=msg,
+                        reason_code=code,
+                        stderr_tail=words.exc_text(exc, src),
+                        time_s=time_s,
+                    )
+                )
                 continue
             cases.append(self._verdict(ev, prep, spec, run, stats, time_s))
         return cases, stats
 
-    def _verdict(self, ev: dict, prep: PreparedCase, spec: CodeSpec, run: RunResult, stats: dict, time_s: float | None) -> CodeCaseResult:
+    def _verdict(
+        self, ev: dict, prep: PreparedCase, spec: CodeSpec, run: RunResult, stats: dict, time_s: float | None
+    ) -> CodeCaseResult:
         assert prep.expected is not None
         base = int(ev.get("_blob_base", 0))
-        output = ev.get("output") if isinstance(ev.get("output"), dict) else {}
+        output = _dict_at(ev, "output")
         verdicts = compare_output(output, run.blobs, base, prep.expected, spec)
         if all(v.ok for v in verdicts) and prep.gradients:
             grad = compare_gradients(ev.get("gradients"), run.blobs, base, prep, spec)
@@ -388,7 +484,16 @@ class CodeGrader:
             time_s=time_s,
         )
 
-    def _summarise(self, res: PartResult, part: Part, preps: list[PreparedCase], cases: list[CodeCaseResult], stats: dict, run: RunResult, notes: list[str]) -> PartResult:
+    def _summarise(
+        self,
+        res: PartResult,
+        part: Part,
+        preps: list[PreparedCase],
+        cases: list[CodeCaseResult],
+        stats: dict,
+        run: RunResult,
+        notes: list[str],
+    ) -> PartResult:
         spec = part.code
         assert spec is not None and res.code is not None
         cr = res.code

@@ -13,19 +13,53 @@ from grader.report import PartResult
 REPRODUCIBLE = frozenset(
     {
         # verdicts on returned values
-        "ok", "passed", "partial", "values_differ", "nan", "inf", "wrong_type", "wrong_structure", "wrong_shape",
-        "wrong_dtype", "not_differentiable", "unreadable",
+        "ok",
+        "passed",
+        "partial",
+        "values_differ",
+        "nan",
+        "inf",
+        "wrong_type",
+        "wrong_structure",
+        "wrong_shape",
+        "wrong_dtype",
+        "not_differentiable",
+        "unreadable",
         # what the code itself did
-        "exception", "load_error", "exited", "output_limit", "result_limit",
-        "network_blocked", "file_blocked", "signal_blocked", "sandbox_blocked",
+        "exception",
+        "load_error",
+        "exited",
+        "output_limit",
+        "result_limit",
+        "network_blocked",
+        "file_blocked",
+        "signal_blocked",
+        "sandbox_blocked",
         # static verdicts (nothing ran)
-        "syntax_error", "forbidden", "entry_point_missing", "no_code", "too_large", "missing",
+        "syntax_error",
+        "forbidden",
+        "entry_point_missing",
+        "no_code",
+        "too_large",
+        "missing",
     }
 )
 """Reason codes that depend only on the code, its inputs and the rubric."""
 
 STATE_DEPENDENT = frozenset(
-    {"timeout", "cpu_limit", "memory", "process_limit", "file_limit", "killed", "crashed", "no_result", "sandbox_error", "reference_error", "not_run"}
+    {
+        "timeout",
+        "cpu_limit",
+        "memory",
+        "process_limit",
+        "file_limit",
+        "killed",
+        "crashed",
+        "no_result",
+        "sandbox_error",
+        "reference_error",
+        "not_run",
+    }
 )
 """Reason codes a rerun may change: machine load, memory, the sandbox's state, a sandbox failure."""
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,13 @@ def make_inputs(spec: CodeSpec, case: CodeCase) -> list[Any]:
     for inp in spec.inputs:
         shape = [case.dims[d] if isinstance(d, str) else d for d in inp.shape]
         if inp.value is not None:
-            values.append(int(inp.value) if inp.dtype in ("int64", "int32") else bool(inp.value) if inp.dtype == "bool" else float(inp.value))
+            values.append(
+                int(inp.value)
+                if inp.dtype in ("int64", "int32")
+                else bool(inp.value)
+                if inp.dtype == "bool"
+                else float(inp.value)
+            )
             continue
         if inp.dtype in ("float32", "float64"):
             u = torch.rand(shape, generator=g, dtype=torch.float64)
@@ -131,7 +138,8 @@ def _outputs(out: Any) -> tuple[list[Any], bool]:
 def leaves_of(out: Any, names: list[str]) -> Expected:
     items, is_tuple = _outputs(out)
     leaves = [
-        _leaf(names[i] if i < len(names) else (f"output {i + 1}" if is_tuple else "output"), t) for i, t in enumerate(items)
+        _leaf(names[i] if i < len(names) else (f"output {i + 1}" if is_tuple else "output"), t)
+        for i, t in enumerate(items)
     ]
     return Expected(leaves, is_tuple)
 
@@ -153,10 +161,15 @@ def float_kind(dtype: str) -> str:
 def _cotangents(expected: Expected, seed: int) -> list[np.ndarray]:
     """Seeded weights for the outputs: a gradient check that a sum of entries could not fool."""
     rng = np.random.default_rng(seed)
-    return [np.asarray(rng.uniform(0.5, 1.5, size=leaf.shape) * rng.choice([-1.0, 1.0], size=leaf.shape)) for leaf in expected.leaves]
+    return [
+        np.asarray(rng.uniform(0.5, 1.5, size=leaf.shape) * rng.choice([-1.0, 1.0], size=leaf.shape))
+        for leaf in expected.leaves
+    ]
 
 
-def _reference_gradients(fn: Callable[..., Any], values: list[Any], spec: CodeSpec, cotangents: list[np.ndarray]) -> list[Leaf]:
+def _reference_gradients(
+    fn: Callable[..., Any], values: list[Any], spec: CodeSpec, cotangents: list[np.ndarray]
+) -> list[Leaf]:
     """d(sum of cotangent * output)/d input for every requires_grad input, zeros where unused."""
     torch = _torch()
     to64 = spec.reference_precision == "float64"
@@ -164,12 +177,12 @@ def _reference_gradients(fn: Callable[..., Any], values: list[Any], spec: CodeSp
     wrt = [k for k, inp in enumerate(spec.inputs) if inp.requires_grad]
     with torch.enable_grad():
         outs, _ = _outputs(fn(*args))
-        total = sum(((o * torch.from_numpy(c).to(o.dtype)).sum() for o, c in zip(outs, cotangents)), torch.zeros((), dtype=torch.float64))
+        total = sum(
+            ((o * torch.from_numpy(c).to(o.dtype)).sum() for o, c in zip(outs, cotangents)),
+            torch.zeros((), dtype=torch.float64),
+        )
         grads = torch.autograd.grad(total, [args[k] for k in wrt], allow_unused=True)
-    return [
-        _leaf(spec.inputs[k].name, g if g is not None else torch.zeros_like(args[k]))
-        for k, g in zip(wrt, grads)
-    ]
+    return [_leaf(spec.inputs[k].name, g if g is not None else torch.zeros_like(args[k])) for k, g in zip(wrt, grads)]
 
 
 def _tensor_arg(t: Any, requires_grad: bool = False) -> Arg:
@@ -181,7 +194,8 @@ def prepare_case(spec: CodeSpec, case: CodeCase, fn: Callable[..., Any] | Except
     torch = _torch()
     values = make_inputs(spec, case)
     args = [
-        _tensor_arg(v, inp.requires_grad) if isinstance(v, torch.Tensor) else Arg(value=v) for v, inp in zip(values, spec.inputs)
+        _tensor_arg(v, inp.requires_grad) if isinstance(v, torch.Tensor) else Arg(value=v)
+        for v, inp in zip(values, spec.inputs)
     ]
     prep = PreparedCase(case, args, None)
     try:

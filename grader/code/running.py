@@ -29,7 +29,7 @@ def build_job(spec: CodeSpec, src: SourceCode, preps: list[PreparedCase]) -> Job
 class ServerPool:
     """A sandbox server per thread, started on first use; ``close`` stops them all."""
 
-    def __init__(self, allow_unsandboxed: bool):
+    def __init__(self, allow_unsandboxed: bool) -> None:
         self.allow_unsandboxed = allow_unsandboxed
         self._local = threading.local()
         self._servers: list[SandboxServer] = []

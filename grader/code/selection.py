@@ -45,7 +45,9 @@ class SourceCode:
 
 
 def _strip_magics(block: str) -> str:
-    return "\n".join(_MAGIC.sub(lambda m: m.group(1) + "pass  # notebook magic removed", ln) for ln in block.splitlines())
+    return "\n".join(
+        _MAGIC.sub(lambda m: m.group(1) + "pass  # notebook magic removed", ln) for ln in block.splitlines()
+    )
 
 
 def _parse_error(text: str) -> SyntaxError | None:

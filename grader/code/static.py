@@ -62,7 +62,7 @@ def forbidden_names(spec: CodeSpec) -> list[str]:
 class _Matcher:
     """Is a dotted name forbidden? Built once per check: a 1 MB answer has a million names to judge."""
 
-    def __init__(self, forbidden: list[str]):
+    def __init__(self, forbidden: list[str]) -> None:
         self.harmless_prefixes = tuple(h + "." for h in _HARMLESS)
         self.globs = [f for f in forbidden if "*" in f]
         dotted = [f for f in forbidden if "." in f and "*" not in f]

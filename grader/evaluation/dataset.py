@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from grader.rubric import Exemplar, KeyPoint, Part, Rubric, RubricSet
-from grader.sentences import split_sentences
+from grader.written import split_sentences
 
 KeypointMode = Literal["whole", "sentences"]
 Task = Literal["points", "2way"]
@@ -33,7 +33,7 @@ MAX_REPORTED_PROBLEMS = 20
 class EvalError(Exception):
     """A dataset problem, phrased as ``file: row N: column: reason`` lines."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
 
@@ -96,12 +96,7 @@ def _parse_number(text: str) -> float | None:
 def load_dataset(path: Path | str, max_score: float | None = None) -> Dataset:
     """Read and validate a graded-answers CSV; raise EvalError listing every problem found."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise EvalError([f"{path}: file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalError([f"{path}: cannot read as UTF-8 text: {exc}"]) from None
+    text = _read_text(path)
     if max_score is not None and not max_score > 0:
         raise EvalError([f"--max-score must be positive (got {max_score:g})"])
     reader = csv.reader(text.splitlines(keepends=True), delimiter=_sniff_delimiter(text))
@@ -109,95 +104,141 @@ def load_dataset(path: Path | str, max_score: float | None = None) -> Dataset:
         header = next(reader)
     except StopIteration:
         raise EvalError([f"{path}: empty file (expected a header row)"]) from None
-    columns = [_norm_column(c) for c in header]
-    index = {}
-    for i, c in enumerate(columns):
-        index.setdefault(c, i)
-    missing = [c for c in REQUIRED if c not in index]
-    if "score" not in index and "label_2way" not in index:
-        missing.append("score (or label_2way)")
-    if missing:
-        raise EvalError(
-            [f"{path}: row 1: missing column(s): {', '.join(missing)} (found: {', '.join(h.strip() for h in header)})"]
-        )
-    task: Task = "points" if "score" in index else "2way"
-
-    problems: list[str] = []
+    table = _Table.from_header(path, header, max_score)
     rows: list[Row] = []
-
-    def cell(record: list[str], column: str) -> str:
-        i = index.get(column)
-        return record[i].strip() if i is not None and i < len(record) else ""
-
     for n, record in enumerate(reader, start=2):
         if not any(c.strip() for c in record):
             continue  # blank line
-        where = f"{path}: row {n}"
-        if len(record) < len(header):
-            problems.append(f"{where}: has {len(record)} cells, the header has {len(header)} (unquoted comma or newline?)")
-            continue
-        qid = cell(record, "question_id")
-        if not qid:
-            problems.append(f"{where}: question_id: empty")
-        reference = cell(record, "reference_answer")
-        if not reference:
-            problems.append(f"{where}: reference_answer: empty")
-        if task == "points":
-            raw = cell(record, "score")
-            score = _parse_number(raw)
-            if score is None:
-                problems.append(f"{where}: score: not a number: {raw!r}")
-                continue
-            if score < 0:
-                problems.append(f"{where}: score: negative ({raw})")
-                continue
-        else:
-            raw = cell(record, "label_2way")
-            label = LABELS.get(raw.lower())
-            if label is None:
-                problems.append(f"{where}: label_2way: expected correct or incorrect, got {raw!r}")
-                continue
-            score = label
-        row_max: float | None = None
-        if task == "2way":
-            row_max = 1.0
-        elif max_score is not None:
-            row_max = max_score
-        elif "max_score" in index and cell(record, "max_score"):
-            raw_max = cell(record, "max_score")
-            row_max = _parse_number(raw_max)
-            if row_max is None or row_max <= 0:
-                problems.append(f"{where}: max_score: not a positive number: {raw_max!r}")
-                continue
-        if row_max is not None and score > row_max + 1e-9:
-            what = "--max-score" if max_score is not None else "max_score"
-            problems.append(f"{where}: score: {score:g} exceeds {what} {row_max:g}")
-            continue
-        alternatives = [a.strip() for a in cell(record, "reference_answers").split(ALT_SEPARATOR.strip())]
-        alternatives = [a for a in alternatives if a and a != reference]
-        rows.append(
-            Row(
-                row=n,
-                split=cell(record, "split"),
-                question_id=qid,
-                question=cell(record, "question") or qid,
-                reference_answer=reference,
-                alternatives=list(dict.fromkeys(alternatives)),
-                student_answer=cell(record, "student_answer"),
-                score=score,
-                max_score=row_max,
-            )
-        )
-    if problems:
-        extra = len(problems) - MAX_REPORTED_PROBLEMS
-        shown = problems[:MAX_REPORTED_PROBLEMS]
+        row = table.read_row(n, record)
+        if row is not None:
+            rows.append(row)
+    if table.problems:
+        extra = len(table.problems) - MAX_REPORTED_PROBLEMS
+        shown = table.problems[:MAX_REPORTED_PROBLEMS]
         if extra > 0:
             shown.append(f"{path}: ... and {extra} more problem(s)")
         raise EvalError(shown)
     if not rows:
         raise EvalError([f"{path}: no data rows after the header"])
     splits = list(dict.fromkeys(r.split for r in rows))
-    return Dataset(path=path, rows=rows, task=task, splits=splits)
+    return Dataset(path=path, rows=rows, task=table.task, splits=splits)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise EvalError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalError([f"{path}: cannot read as UTF-8 text: {exc}"]) from None
+
+
+class _BadCell(Exception):
+    """A cell that makes its row unreadable; the problem is recorded in _Table.problems."""
+
+
+@dataclass
+class _Table:
+    """The CSV's columns, and the problems found in its rows so far."""
+
+    path: Path
+    header: list[str]
+    index: dict[str, int]
+    """Normalised column name -> its first position."""
+    task: Task
+    max_score: float | None
+    """--max-score, when given."""
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_header(cls, path: Path, header: list[str], max_score: float | None) -> _Table:
+        """Raise EvalError when a required column is missing."""
+        index: dict[str, int] = {}
+        for i, c in enumerate(_norm_column(c) for c in header):
+            index.setdefault(c, i)
+        missing = [c for c in REQUIRED if c not in index]
+        if "score" not in index and "label_2way" not in index:
+            missing.append("score (or label_2way)")
+        if missing:
+            found = ", ".join(h.strip() for h in header)
+            raise EvalError([f"{path}: row 1: missing column(s): {', '.join(missing)} (found: {found})"])
+        return cls(path, header, index, "points" if "score" in index else "2way", max_score)
+
+    def cell(self, record: list[str], column: str) -> str:
+        i = self.index.get(column)
+        return record[i].strip() if i is not None and i < len(record) else ""
+
+    def read_row(self, n: int, record: list[str]) -> Row | None:
+        """Row n (as a spreadsheet numbers it), or None when it cannot be read; its problems are recorded."""
+        where = f"{self.path}: row {n}"
+        if len(record) < len(self.header):
+            self.problems.append(
+                f"{where}: has {len(record)} cells, the header has {len(self.header)} (unquoted comma or newline?)"
+            )
+            return None
+        qid = self.cell(record, "question_id")
+        if not qid:
+            self.problems.append(f"{where}: question_id: empty")
+        reference = self.cell(record, "reference_answer")
+        if not reference:
+            self.problems.append(f"{where}: reference_answer: empty")
+        try:
+            score = self._score(where, record)
+            row_max = self._row_max(where, record)
+        except _BadCell:
+            return None
+        if row_max is not None and score > row_max + 1e-9:
+            what = "--max-score" if self.max_score is not None else "max_score"
+            self.problems.append(f"{where}: score: {score:g} exceeds {what} {row_max:g}")
+            return None
+        alternatives = [a.strip() for a in self.cell(record, "reference_answers").split(ALT_SEPARATOR.strip())]
+        alternatives = [a for a in alternatives if a and a != reference]
+        return Row(
+            row=n,
+            split=self.cell(record, "split"),
+            question_id=qid,
+            question=self.cell(record, "question") or qid,
+            reference_answer=reference,
+            alternatives=list(dict.fromkeys(alternatives)),
+            student_answer=self.cell(record, "student_answer"),
+            score=score,
+            max_score=row_max,
+        )
+
+    def _bad(self, problem: str) -> _BadCell:
+        self.problems.append(problem)
+        return _BadCell(problem)
+
+    def _score(self, where: str, record: list[str]) -> float:
+        """Points (or 1/0 for label_2way)."""
+        if self.task == "points":
+            raw = self.cell(record, "score")
+            score = _parse_number(raw)
+            if score is None:
+                raise self._bad(f"{where}: score: not a number: {raw!r}")
+            if score < 0:
+                raise self._bad(f"{where}: score: negative ({raw})")
+            return score
+        raw = self.cell(record, "label_2way")
+        label = LABELS.get(raw.lower())
+        if label is None:
+            raise self._bad(f"{where}: label_2way: expected correct or incorrect, got {raw!r}")
+        return label
+
+    def _row_max(self, where: str, record: list[str]) -> float | None:
+        """The row's maximum: 1 for label_2way, --max-score, the max_score cell, else None (the question's
+        largest score decides)."""
+        if self.task == "2way":
+            return 1.0
+        if self.max_score is not None:
+            return self.max_score
+        if "max_score" in self.index and self.cell(record, "max_score"):
+            raw_max = self.cell(record, "max_score")
+            row_max = _parse_number(raw_max)
+            if row_max is None or row_max <= 0:
+                raise self._bad(f"{where}: max_score: not a positive number: {raw_max!r}")
+            return row_max
+        return None
 
 
 def _normalize_split(name: str) -> str:
@@ -292,7 +333,10 @@ def key_points_for(question: Question, mode: KeypointMode) -> list[KeyPoint]:
     if len(sentences) <= 1:
         return [
             KeyPoint(
-                id="kp1", label=label, text=question.reference_answer, points=question.max_score,
+                id="kp1",
+                label=label,
+                text=question.reference_answer,
+                points=question.max_score,
                 paraphrases=question.alternatives,
             )
         ]

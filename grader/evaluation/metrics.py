@@ -8,46 +8,51 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+Floats = Sequence[float] | np.ndarray
+"""Numbers per answer: a list, or the array the evaluation builds."""
+Ints = Sequence[int] | np.ndarray
+"""Integer ratings or 0/1 decisions per answer: a list, or an array."""
+
 
 def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+def pearson(x: Floats, y: Floats) -> float | None:
+    xs, ys = np.asarray(x, float), np.asarray(y, float)
+    if len(xs) < 2 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
         return None
     from scipy.stats import pearsonr
 
-    return _finite(pearsonr(x, y)[0])
+    return _finite(pearsonr(xs, ys)[0])
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+def spearman(x: Floats, y: Floats) -> float | None:
+    xs, ys = np.asarray(x, float), np.asarray(y, float)
+    if len(xs) < 2 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
         return None
     from scipy.stats import spearmanr
 
-    return _finite(spearmanr(x, y)[0])
+    return _finite(spearmanr(xs, ys)[0])
 
 
-def rmse(pred: Sequence[float], gold: Sequence[float]) -> float | None:
+def rmse(pred: Floats, gold: Floats) -> float | None:
     p, g = np.asarray(pred, float), np.asarray(gold, float)
     return float(np.sqrt(np.mean((p - g) ** 2))) if len(p) else None
 
 
-def quadratic_weighted_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
+def quadratic_weighted_kappa(a: Ints, b: Ints) -> float | None:
     """Cohen's kappa with quadratic weights over the integer ratings min(a, b)..max(a, b)."""
-    a, b = np.asarray(a, int), np.asarray(b, int)
-    if len(a) == 0:
+    ra, rb = np.asarray(a, int), np.asarray(b, int)
+    if len(ra) == 0:
         return None
-    lo, hi = int(min(a.min(), b.min())), int(max(a.max(), b.max()))
+    lo, hi = int(min(ra.min(), rb.min())), int(max(ra.max(), rb.max()))
     n = hi - lo + 1
     if n == 1:
         return 1.0  # every rating identical in both: perfect agreement
     observed = np.zeros((n, n))
-    np.add.at(observed, (a - lo, b - lo), 1)
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / len(a)
+    np.add.at(observed, (ra - lo, rb - lo), 1)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / len(ra)
     i, j = np.indices((n, n))
     weights = (i - j) ** 2 / (n - 1) ** 2
     denominator = (weights * expected).sum()
@@ -56,17 +61,17 @@ def quadratic_weighted_kappa(a: Sequence[int], b: Sequence[int]) -> float | None
     return float(1 - (weights * observed).sum() / denominator)
 
 
-def round_to_step(values: Sequence[float], step: float) -> np.ndarray:
+def round_to_step(values: Floats, step: float) -> np.ndarray:
     """Integer ratings: values rounded to the nearest multiple of `step` (halves up), in units of `step`."""
     return np.floor(np.asarray(values, float) / step + 0.5 + 1e-9).astype(int)
 
 
-def accuracy(pred: Sequence[int], gold: Sequence[int]) -> float | None:
+def accuracy(pred: Ints, gold: Ints) -> float | None:
     p, g = np.asarray(pred), np.asarray(gold)
     return float(np.mean(p == g)) if len(p) else None
 
 
-def macro_f1(pred: Sequence[int], gold: Sequence[int]) -> float | None:
+def macro_f1(pred: Ints, gold: Ints) -> float | None:
     p, g = np.asarray(pred, int), np.asarray(gold, int)
     if not len(p):
         return None
@@ -79,7 +84,7 @@ def macro_f1(pred: Sequence[int], gold: Sequence[int]) -> float | None:
     return float(np.mean(scores))
 
 
-def fit_threshold(scores: Sequence[float], labels: Sequence[int]) -> float:
+def fit_threshold(scores: Floats, labels: Ints) -> float:
     """The t maximising accuracy of `score > t` (ties: the middle of the best candidates)."""
     s, y = np.asarray(scores, float), np.asarray(labels, int)
     values = np.unique(s)
@@ -91,21 +96,21 @@ def fit_threshold(scores: Sequence[float], labels: Sequence[int]) -> float:
     return float(candidates[best[len(best) // 2]])
 
 
-def fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+def fit_line(x: Floats, y: Floats) -> tuple[float, float]:
     """Least-squares slope and intercept of y on x (slope 0 at the mean when x is constant)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 2 or np.ptp(x) == 0:
-        return 0.0, float(np.mean(y)) if len(y) else 0.0
-    slope, intercept = np.polyfit(x, y, 1)
+    xs, ys = np.asarray(x, float), np.asarray(y, float)
+    if len(xs) < 2 or np.ptp(xs) == 0:
+        return 0.0, float(np.mean(ys)) if len(ys) else 0.0
+    slope, intercept = np.polyfit(xs, ys, 1)
     return float(slope), float(intercept)
 
 
-def mae(pred: Sequence[float], gold: Sequence[float]) -> float | None:
+def mae(pred: Floats, gold: Floats) -> float | None:
     p, g = np.asarray(pred, float), np.asarray(gold, float)
     return float(np.mean(np.abs(p - g))) if len(p) else None
 
 
-def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
+def auroc(scores: Floats, positives: Sequence[bool] | np.ndarray) -> float | None:
     """Area under the ROC curve of `scores` for the positives (ties count half); None without both classes."""
     s, y = np.asarray(scores, float), np.asarray(positives, bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
@@ -121,8 +126,7 @@ LARGE_ERROR = 0.25
 """An error of at least this fraction of the maximum is one a TA must find (confidence AUROC)."""
 
 
-def confidence_auroc(confidence: Sequence[float], pred: Sequence[float], gold: Sequence[float],
-                     maxima: Sequence[float]) -> float | None:
+def confidence_auroc(confidence: Floats, pred: Floats, gold: Floats, maxima: Floats) -> float | None:
     """How well low confidence finds large errors: AUROC of (1 - confidence) for |pred - gold| >= 25% of max."""
     error = np.abs(np.asarray(pred, float) - np.asarray(gold, float)) / np.asarray(maxima, float)
     return auroc(1.0 - np.asarray(confidence, float), error >= LARGE_ERROR - 1e-9)
@@ -135,7 +139,9 @@ class Metrics(BaseModel):
     spearman: float | None = None
     rmse: float | None = Field(default=None, description="In the dataset's units (points).")
     mae: float | None = Field(default=None, description="Mean absolute error, in points.")
-    qwk: float | None = Field(default=None, description="Quadratic weighted kappa on rounded points (2-way: on the decisions).")
+    qwk: float | None = Field(
+        default=None, description="Quadratic weighted kappa on rounded points (2-way: on the decisions)."
+    )
     exact: float | None = Field(
         default=None, description="Share of answers whose rounded points equal the human score (2-way: the accuracy)."
     )
@@ -149,11 +155,14 @@ class Metrics(BaseModel):
     accuracy: float | None = Field(default=None, description="2-way data only.")
     macro_f1: float | None = Field(default=None, description="2-way data only.")
     threshold: float | None = Field(
-        default=None, description="2-way: fitted threshold (grader: on the fraction of points; baseline: on the cosine)."
+        default=None,
+        description="2-way: fitted threshold (grader: on the fraction of points; baseline: on the cosine).",
     )
     confidence_auroc: float | None = Field(
         default=None,
-        description="Grader only: AUROC of (1 - confidence) for answers off by >= 25% of the maximum (review-queue quality).",
+        description=(
+            "Grader only: AUROC of (1 - confidence) for answers off by >= 25% of the maximum (review-queue quality)."
+        ),
     )
 
 

@@ -8,25 +8,47 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from grader.embedding import DEFAULT_MODEL, Encoder
 from grader.evaluation.dataset import (
-    Dataset, EvalError, KeypointMode, Question, Row, Task, _natural, build_rubric, choose_exemplars, load_dataset,
-    questions_of, resolve_split, rubric_set,
+    Dataset,
+    EvalError,
+    KeypointMode,
+    Question,
+    Row,
+    Task,
+    _natural,
+    build_rubric,
+    choose_exemplars,
+    load_dataset,
+    questions_of,
+    resolve_split,
+    rubric_set,
 )
 from grader.evaluation.metrics import (
-    Metrics, QuestionMetrics, accuracy, confidence_auroc, fit_line, fit_threshold, macro_f1, mae, pearson,
-    quadratic_weighted_kappa, rmse, round_to_step, spearman,
+    Metrics,
+    QuestionMetrics,
+    accuracy,
+    confidence_auroc,
+    fit_line,
+    fit_threshold,
+    macro_f1,
+    mae,
+    pearson,
+    quadratic_weighted_kappa,
+    rmse,
+    round_to_step,
+    spearman,
 )
 from grader.rubric import RubricSet
-from grader.scoring import ScoringConfig, all_answer_texts
+from grader.written import DEFAULT_MODEL, Encoder, ScoringConfig, all_answer_texts
 
 if TYPE_CHECKING:
-    from grader.judge import Judge
+    from grader.pipeline import Grader
+    from grader.written import Judge
 
 
 class EvalSettings(BaseModel):
@@ -36,9 +58,12 @@ class EvalSettings(BaseModel):
     limit: int | None
     max_score: float | None = Field(description="--max-score, when given.")
     qwk_step: float = Field(description="Points are rounded to multiples of this before the QWK.")
-    fit_split: str | None = Field(description="Split the thresholds / baseline line were fitted on (None: the evaluated rows).")
+    fit_split: str | None = Field(
+        description="Split the thresholds / baseline line were fitted on (None: the evaluated rows)."
+    )
     fit_on_evaluated_rows: bool = Field(
-        default=False, description="True when thresholds and lines were fitted on the very rows evaluated (optimistic).",
+        default=False,
+        description="True when thresholds and lines were fitted on the very rows evaluated (optimistic).",
     )
     n_fit: int
     scoring: dict = Field(description="The ScoringConfig the grader ran with.")
@@ -57,7 +82,9 @@ class EvalResult(BaseModel):
     metrics: dict[str, Metrics] = Field(
         description="baseline (plain cosine), grader, and with --exemplars grader_no_exemplars on the same rows."
     )
-    per_question: list[QuestionMetrics] = Field(default_factory=list, description="The grader's agreement per question.")
+    per_question: list[QuestionMetrics] = Field(
+        default_factory=list, description="The grader's agreement per question."
+    )
     settings: EvalSettings
     notes: list[str] = Field(default_factory=list)
     timing_s: dict[str, float] = Field(default_factory=dict)
@@ -95,13 +122,15 @@ class EvalSession:
     not scored twice.
     """
 
-    def __init__(self, encoder: Encoder | None = None, scoring: ScoringConfig | None = None, judge: "Judge | None" = None):
+    def __init__(
+        self, encoder: Encoder | None = None, scoring: ScoringConfig | None = None, judge: Judge | None = None
+    ) -> None:
         self.encoder = encoder or Encoder()
         self.scoring = scoring or ScoringConfig()
         self.judge = judge
         # the reference point is always plain all-MiniLM-L6-v2, whatever model the grader uses
         self.baseline_encoder = self.encoder if self.encoder.identity.startswith(f"{DEFAULT_MODEL}@") else Encoder()
-        self._graders: dict[str, object] = {}
+        self._graders: dict[str, Grader] = {}
         self._graded: dict[tuple[str, str, str], Graded] = {}
 
     def grade(self, rubrics: RubricSet, items: Sequence[tuple[str, str]]) -> list[Graded]:
@@ -110,11 +139,14 @@ class EvalSession:
 
         grader = self._graders.get(rubrics.sha256)
         if grader is None:
-            grader = Grader(rubrics, GradeOptions(scoring=self.scoring, run_code=False), encoder=self.encoder,
-                            judge=self.judge)
+            grader = Grader(
+                rubrics, GradeOptions(scoring=self.scoring, run_code=False), encoder=self.encoder, judge=self.judge
+            )
             self._graders[rubrics.sha256] = grader
-        todo = list(dict.fromkeys((rid, text) for rid, text in items if (rubrics.sha256, rid, text) not in self._graded))
-        results = grader.score_answers([(f"{rid}.a", text) for rid, text in todo])  # type: ignore[attr-defined]
+        todo = list(
+            dict.fromkeys((rid, text) for rid, text in items if (rubrics.sha256, rid, text) not in self._graded)
+        )
+        results = grader.score_answers([(f"{rid}.a", text) for rid, text in todo])
         for (rid, text), result in zip(todo, results):
             self._graded[(rubrics.sha256, rid, text)] = Graded(result.points, result.confidence, list(result.flags))
         return [self._graded[(rubrics.sha256, rid, text)] for rid, text in items]
@@ -150,7 +182,9 @@ class _Plan:
         return self.fit_rows is self.eval_rows or [id(r) for r in self.fit_rows] == [id(r) for r in self.eval_rows]
 
 
-def _plan(dataset: Dataset, split_name: str | None, exemplars: int, seed: int, limit: int | None, notes: list[str]) -> _Plan:
+def _plan(
+    dataset: Dataset, split_name: str | None, exemplars: int, seed: int, limit: int | None, notes: list[str]
+) -> _Plan:
     eval_rows = [r for r in dataset.rows if split_name is None or r.split == split_name]
     train_name = dataset.train_split
     train_rows = [r for r in dataset.rows if train_name is not None and r.split == train_name]
@@ -166,7 +200,9 @@ def _plan(dataset: Dataset, split_name: str | None, exemplars: int, seed: int, l
     if exemplars:  # from the question's train rows when it has some, else from the evaluated rows
         for qid in set(by_q_train) | set(by_q_eval):
             pool = by_q_train.get(qid) or by_q_eval[qid]
-            chosen[qid] = choose_exemplars(pool, exemplars if by_q_train.get(qid) else min(exemplars, len(pool) - 1), seed, qid)
+            chosen[qid] = choose_exemplars(
+                pool, exemplars if by_q_train.get(qid) else min(exemplars, len(pool) - 1), seed, qid
+            )
         n_from_train = sum(1 for q in by_q_eval if by_q_train.get(q))
         if split_name is not None and split_name != train_name and train_rows and n_from_train:
             notes.append(
@@ -178,13 +214,51 @@ def _plan(dataset: Dataset, split_name: str | None, exemplars: int, seed: int, l
     if not eval_rows:
         raise EvalError([f"{dataset.path}: no rows left to evaluate (split {split_name!r}, exemplars {exemplars})"])
     if train_rows and split_name == train_name:
-        notes.append("evaluating the train split: thresholds and the baseline line are fitted on these same rows (optimistic)")
+        notes.append(
+            "evaluating the train split: thresholds and the baseline line are fitted on these same rows (optimistic)"
+        )
         return _Plan(eval_rows, eval_rows, train_name, chosen, sum(len(chosen.get(q, [])) for q in by_q_eval))
     if train_rows:
         fit_rows = _sample([r for r in train_rows if id(r) not in exemplar_ids], limit, seed, 2)
         return _Plan(eval_rows, fit_rows, train_name, chosen, sum(len(chosen.get(q, [])) for q in by_q_eval))
     notes.append("no train split: thresholds and the baseline line are fitted on the evaluated rows (optimistic)")
     return _Plan(eval_rows, eval_rows, None, chosen, sum(len(chosen.get(q, [])) for q in by_q_eval))
+
+
+@overload
+def evaluate(
+    data: Path | str | Dataset,
+    *,
+    split: str | None = ...,
+    max_score: float | None = ...,
+    exemplars: int = ...,
+    seed: int = ...,
+    keypoints: KeypointMode = ...,
+    limit: int | None = ...,
+    scoring: ScoringConfig | None = ...,
+    encoder: Encoder | None = ...,
+    session: EvalSession | None = ...,
+    return_predictions: Literal[False] = ...,
+    judge: Judge | None = ...,
+) -> EvalResult: ...
+
+
+@overload
+def evaluate(
+    data: Path | str | Dataset,
+    *,
+    split: str | None = ...,
+    max_score: float | None = ...,
+    exemplars: int = ...,
+    seed: int = ...,
+    keypoints: KeypointMode = ...,
+    limit: int | None = ...,
+    scoring: ScoringConfig | None = ...,
+    encoder: Encoder | None = ...,
+    session: EvalSession | None = ...,
+    return_predictions: Literal[True],
+    judge: Judge | None = ...,
+) -> tuple[EvalResult, Predictions]: ...
 
 
 def evaluate(
@@ -200,7 +274,7 @@ def evaluate(
     encoder: Encoder | None = None,
     session: EvalSession | None = None,
     return_predictions: bool = False,
-    judge: "Judge | None" = None,
+    judge: Judge | None = None,
 ) -> EvalResult | tuple[EvalResult, Predictions]:
     """Grade the rows of `split` (default: every row) and compare with the human scores.
 
@@ -227,14 +301,7 @@ def evaluate(
     _prime(session, dataset, plan, questions)
     t_encode = time.perf_counter() - t0
     t0 = time.perf_counter()
-    variants = [("grader", True)] + ([("grader_no_exemplars", False)] if exemplars else [])
-    graded = {name: _grade(session, questions, keypoints, plan, plan.eval_rows, ex) for name, ex in variants}
-    fit_graded = graded
-    if not plan.fit_is_eval:  # 2-way: thresholds; points: a line, as the baseline gets, fitted on the fitting rows
-        if dataset.task == "points":  # long answers: the grader's line is fitted on a seeded sample
-            plan.line_rows = _sample(plan.fit_rows, MAX_LINE_ROWS, seed, 3)
-        fit_graded = {name: _grade(session, questions, keypoints, plan, plan.line_rows or plan.fit_rows, ex)
-                      for name, ex in variants}
+    graded, fit_graded = _grade_variants(session, dataset, questions, keypoints, plan, exemplars, seed)
     t_grade = time.perf_counter() - t0
     metrics, predictions = _measure(session, dataset, questions, plan, graded, fit_graded)
     if limit is not None:
@@ -249,13 +316,24 @@ def evaluate(
         metrics=metrics,
         per_question=per_question(predictions, "grader", _qwk_step(dataset, questions)),
         settings=EvalSettings(
-            keypoints=keypoints, exemplars=exemplars, seed=seed, limit=limit, max_score=max_score,
-            qwk_step=_qwk_step(dataset, questions), fit_split=plan.fit_split, fit_on_evaluated_rows=plan.fit_is_eval,
-            n_fit=len(plan.fit_rows), scoring=session.scoring.model_dump(),
+            keypoints=keypoints,
+            exemplars=exemplars,
+            seed=seed,
+            limit=limit,
+            max_score=max_score,
+            qwk_step=_qwk_step(dataset, questions),
+            fit_split=plan.fit_split,
+            fit_on_evaluated_rows=plan.fit_is_eval,
+            n_fit=len(plan.fit_rows),
+            scoring=session.scoring.model_dump(),
             model=model_identity(session.encoder, session.judge),
         ),
         notes=notes,
-        timing_s={"encode": round(t_encode, 2), "grade": round(t_grade, 2), "total": round(time.perf_counter() - started, 2)},
+        timing_s={
+            "encode": round(t_encode, 2),
+            "grade": round(t_grade, 2),
+            "total": round(time.perf_counter() - started, 2),
+        },
     )
     return (result, predictions) if return_predictions else result
 
@@ -275,8 +353,38 @@ def _prime(session: EvalSession, dataset: Dataset, plan: _Plan, questions: dict[
     )
 
 
-def _grade(session: EvalSession, questions: dict[str, Question], keypoints: KeypointMode, plan: _Plan,
-           rows: list[Row], with_exemplars: bool) -> list[Graded]:
+def _grade_variants(
+    session: EvalSession,
+    dataset: Dataset,
+    questions: dict[str, Question],
+    keypoints: KeypointMode,
+    plan: _Plan,
+    exemplars: int,
+    seed: int,
+) -> tuple[dict[str, list[Graded]], dict[str, list[Graded]]]:
+    """The evaluated rows graded with the exemplars (and without them, when there are any); the same for the
+    fitting rows when they are other rows."""
+    variants = [("grader", True)] + ([("grader_no_exemplars", False)] if exemplars else [])
+    graded = {name: _grade(session, questions, keypoints, plan, plan.eval_rows, ex) for name, ex in variants}
+    fit_graded = graded
+    if not plan.fit_is_eval:  # 2-way: thresholds; points: a line, as the baseline gets, fitted on the fitting rows
+        if dataset.task == "points":  # long answers: the grader's line is fitted on a seeded sample
+            plan.line_rows = _sample(plan.fit_rows, MAX_LINE_ROWS, seed, 3)
+        fit_graded = {
+            name: _grade(session, questions, keypoints, plan, plan.line_rows or plan.fit_rows, ex)
+            for name, ex in variants
+        }
+    return graded, fit_graded
+
+
+def _grade(
+    session: EvalSession,
+    questions: dict[str, Question],
+    keypoints: KeypointMode,
+    plan: _Plan,
+    rows: list[Row],
+    with_exemplars: bool,
+) -> list[Graded]:
     qids = sorted({r.question_id for r in rows}, key=_natural)
     rubrics = rubric_set(
         [build_rubric(questions[q], keypoints, plan.chosen.get(q, []) if with_exemplars else []) for q in qids]
@@ -298,8 +406,14 @@ def _cosines(session: EvalSession, rows: list[Row], references: dict[str, list[s
     return np.array([float(np.max(encoder.encode(references[r.question_id]) @ a)) for r, a in zip(rows, answers)])
 
 
-def _measure(session: EvalSession, dataset: Dataset, questions: dict[str, Question], plan: _Plan,
-             graded: dict[str, list[Graded]], fit_graded: dict[str, list[Graded]]) -> tuple[dict[str, Metrics], Predictions]:
+def _measure(
+    session: EvalSession,
+    dataset: Dataset,
+    questions: dict[str, Question],
+    plan: _Plan,
+    graded: dict[str, list[Graded]],
+    fit_graded: dict[str, list[Graded]],
+) -> tuple[dict[str, Metrics], Predictions]:
     def arrays(rows: list[Row]) -> tuple[np.ndarray, np.ndarray]:
         return np.array([r.score for r in rows]), np.array([questions[r.question_id].max_score for r in rows])
 
@@ -323,7 +437,12 @@ def _measure(session: EvalSession, dataset: Dataset, questions: dict[str, Questi
     predictions = Predictions(plan.eval_rows, gold, tops, systems, confidence, [g.flags for g in graded["grader"]])
     metrics: dict[str, Metrics] = {}
     for name, points in systems.items():
-        m = Metrics(pearson=pearson(points, gold), spearman=spearman(points, gold), rmse=rmse(points, gold), mae=mae(points, gold))
+        m = Metrics(
+            pearson=pearson(points, gold),
+            spearman=spearman(points, gold),
+            rmse=rmse(points, gold),
+            mae=mae(points, gold),
+        )
         if dataset.task == "2way":
             if name == "baseline":
                 t = fit_threshold(cos_fit, fit_gold.astype(int))
@@ -362,10 +481,15 @@ def per_question(predictions: Predictions, system: str, step: float) -> list[Que
             rated, rated_gold = predictions.decisions[system][idx], gold.astype(int)
         else:
             rated, rated_gold = round_to_step(points, step), round_to_step(gold, step)
-        out.append(QuestionMetrics(
-            question_id=qid, n=len(idx), exact=accuracy(rated, rated_gold), mae=mae(points, gold),
-            qwk=quadratic_weighted_kappa(rated, rated_gold) if len(idx) > 1 else None,
-        ))
+        out.append(
+            QuestionMetrics(
+                question_id=qid,
+                n=len(idx),
+                exact=accuracy(rated, rated_gold),
+                mae=mae(points, gold),
+                qwk=quadratic_weighted_kappa(rated, rated_gold) if len(idx) > 1 else None,
+            )
+        )
     return out
 
 
@@ -378,15 +502,34 @@ def write_predictions(predictions: Predictions, path: Path) -> None:
         header += [f"{s}_points" for s in systems] + [f"{s}_decision" for s in systems if s in predictions.decisions]
         writer.writerow(header)
         for i, row in enumerate(predictions.rows):
-            record = [row.row, row.split, row.question_id, row.student_answer, f"{predictions.gold[i]:g}",
-                      f"{predictions.max_points[i]:g}", f"{predictions.confidence[i]:.3f}", " ".join(predictions.flags[i])]
+            record = [
+                row.row,
+                row.split,
+                row.question_id,
+                row.student_answer,
+                f"{predictions.gold[i]:g}",
+                f"{predictions.max_points[i]:g}",
+                f"{predictions.confidence[i]:.3f}",
+                " ".join(predictions.flags[i]),
+            ]
             record += [f"{predictions.systems[s][i]:.4f}" for s in systems]
             record += [int(predictions.decisions[s][i]) for s in systems if s in predictions.decisions]
             writer.writerow(record)
 
 
-METRIC_ORDER = ("accuracy", "macro_f1", "exact", "mae", "qwk", "pearson", "spearman", "rmse", "pearson_fraction",
-                "confidence_auroc", "threshold")
+METRIC_ORDER = (
+    "accuracy",
+    "macro_f1",
+    "exact",
+    "mae",
+    "qwk",
+    "pearson",
+    "spearman",
+    "rmse",
+    "pearson_fraction",
+    "confidence_auroc",
+    "threshold",
+)
 
 
 def metric_rows(result: EvalResult) -> list[tuple[str, list[float | None]]]:

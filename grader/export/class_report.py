@@ -58,6 +58,7 @@ def _png(fig) -> str:  # noqa: ANN001 - a matplotlib Figure
 def histogram_png(counts: Sequence[int], edges: Sequence[float], title: str, xlabel: str, size=(3.4, 2.2)) -> str:  # noqa: ANN001
     """A bar chart of histogram counts over their bin edges, as base64 PNG."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.add_subplot()
@@ -68,7 +69,9 @@ def histogram_png(counts: Sequence[int], edges: Sequence[float], title: str, xla
     ax.set_ylabel("students", fontsize=8)
     ax.set_xlim(edges[0], edges[-1])
     ax.tick_params(labelsize=7)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    locator = ax.yaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):  # the default AutoLocator is one
+        locator.set_params(integer=True)
     return _png(fig)
 
 

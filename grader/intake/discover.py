@@ -156,8 +156,10 @@ def _discover_dir(directory: Path, add, warnings: list[str]) -> None:  # noqa: A
         else:
             warnings.append(f"{sub}: no submission files ({SUPPORTED_TEXT}) inside; skipped")
 
-    part_files = {f: _part_file(f) for f in files if f.suffix.lower() == ".py"}
-    part_files = {f: pf for f, pf in part_files.items() if pf is not None}
+    part_files: dict[Path, _PartFile] = {}
+    for f in files:
+        if f.suffix.lower() == ".py" and (pf := _part_file(f)) is not None:
+            part_files[f] = pf
     if not subdirs and any(not pf.prefix for pf in part_files.values()):
         # q5b.py with no student name beside other files: this folder is one student's submission
         student = directory.resolve().name or directory.name

@@ -225,12 +225,13 @@ Rows = tuple[dict[str, dict[str, tuple[str, str]]], dict[str, RosterEntry], list
 
 def _long(path: Path, header: list[str], body: list[list[str]], cm: ColumnMap, parts: set[str]) -> Rows:
     names = {"student": cm.student or "student_id", "part": cm.part, "answer": cm.answer}
-    idx = {k: _column(header, v) for k, v in names.items()}
+    found = {k: _column(header, v) for k, v in names.items()}
     missing = [
-        f"{path}: column '{names[k]}' not found (columns: {', '.join(header)})" for k, v in idx.items() if v is None
+        f"{path}: column '{names[k]}' not found (columns: {', '.join(header)})" for k, v in found.items() if v is None
     ]
     if missing:
         return {}, {}, missing
+    idx = {k: v for k, v in found.items() if v is not None}
     out: dict[str, dict[str, tuple[str, str]]] = {}
     roster: dict[str, RosterEntry] = {}
     problems: list[str] = []

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -25,11 +27,21 @@ from markupsafe import Markup, escape
 from grader.report import PartResult
 from grader.review.overrides import OverrideError
 from grader.review.workspace import Workspace, students_in
-from grader.sentences import split_sentences
+from grader.written import split_sentences
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 ALLOWED_HOSTS = {"127.0.0.1", "localhost"}
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'"
+
+
+@dataclass
+class RegradeState:
+    """The background regrade the index and /regrade pages show."""
+
+    running: bool = False
+    message: str | None = None
+    error: str | None = None
+    done: int = 0
 
 
 def marked_answer(part: PartResult) -> Markup:
@@ -69,30 +81,50 @@ def marked_answer(part: PartResult) -> Markup:
 def create_app(workspace: Workspace) -> FastAPI:
     """The review app over one graded output directory."""
     app = FastAPI(title="grader review", docs_url=None, redoc_url=None, openapi_url=None)
-    token = secrets.token_urlsafe(24)
-    regrade_state: dict[str, object] = {"running": False, "message": None, "error": None}
+    app.middleware("http")(_guard)
+    site = _Site(workspace, secrets.token_urlsafe(24), RegradeState())
+    _add_pages(app, site)
+    _add_decisions(app, site)
+    _add_regrade(app, site)
+    return app
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):  # noqa: ANN001, ANN202
-        host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
-        if host not in ALLOWED_HOSTS:
-            return Response("this app answers only on 127.0.0.1", status_code=403)
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Cache-Control"] = "no-store"
-        return response
 
-    def check(form_token: str) -> None:
-        if not secrets.compare_digest(form_token, token):
+async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Only requests naming this machine as their Host; every response with the CSP and no caching."""
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
+    if host not in ALLOWED_HOSTS:
+        return Response("this app answers only on 127.0.0.1", status_code=403)
+    response = await call_next(request)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@dataclass
+class _Site:
+    """What every route shares: the workspace, the form token minted at start, the regrade's state."""
+
+    workspace: Workspace
+    token: str
+    regrade: RegradeState
+
+    def check(self, form_token: str) -> None:
+        if not secrets.compare_digest(form_token, self.token):
             raise HTTPException(403, "stale or missing form token: reload the page")
 
-    def page(request: Request, name: str, **context: object) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, name, {"token": token, "ws": workspace, **context})
+    def page(self, request: Request, name: str, **context: object) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(request, name, {"token": self.token, "ws": self.workspace, **context})
 
-    def back(part_id: str, anchor: str = "", error: str | None = None) -> RedirectResponse:
-        url = f"/part/{quote(part_id)}" + (f"?error={quote(error)}" if error else "") + (f"#{anchor}" if anchor else "")
-        return RedirectResponse(url, status_code=303)
+
+def _back(part_id: str, anchor: str = "", error: str | None = None) -> RedirectResponse:
+    url = f"/part/{quote(part_id)}" + (f"?error={quote(error)}" if error else "") + (f"#{anchor}" if anchor else "")
+    return RedirectResponse(url, status_code=303)
+
+
+def _add_pages(app: FastAPI, site: _Site) -> None:
+    """The pages that only show: the parts, one part's answer groups, collusion pairs, the class report."""
+    workspace = site.workspace
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:
@@ -109,11 +141,11 @@ def create_app(workspace: Workspace) -> FastAPI:
                     "low": sum(i.part.confidence < 0.5 and i.part.review is None for i in answered),
                 }
             )
-        return page(
+        return site.page(
             request,
             "index.html",
             rows=rows,
-            regrade=regrade_state,
+            regrade=site.regrade,
             movement=workspace.last_regrade(),
             n_pairs=len(workspace.pairs()),
         )
@@ -124,9 +156,29 @@ def create_app(workspace: Workspace) -> FastAPI:
             raise HTTPException(404, f"no part {part_id}")
         groups = workspace.groups(part_id)
         pairs = [p for p in workspace.pairs() if p.part_id == part_id]
-        return page(
+        return site.page(
             request, "part.html", part_id=part_id, groups=groups, pairs=pairs, error=error, marked=marked_answer
         )
+
+    @app.get("/collusion", response_class=HTMLResponse)
+    def collusion(request: Request) -> HTMLResponse:
+        pairs = [
+            (p, workspace.item(p.students[0], p.part_id), workspace.item(p.students[1], p.part_id))
+            for p in workspace.pairs()
+        ]
+        return site.page(request, "collusion.html", pairs=pairs)
+
+    @app.get("/report", response_class=HTMLResponse)
+    def report() -> HTMLResponse:
+        path = workspace.out / "report.html"
+        if workspace.report_dirty or not path.exists():
+            workspace.write_class_files(report_html=True)
+        return HTMLResponse(path.read_text(encoding="utf-8"))
+
+
+def _add_decisions(app: FastAPI, site: _Site) -> None:
+    """The TA's decisions: on one answer (accept, set points, undo) or on a whole answer group."""
+    workspace = site.workspace
 
     @app.post("/decide")
     def decide(
@@ -137,7 +189,7 @@ def create_app(workspace: Workspace) -> FastAPI:
         points: Annotated[str, Form()] = "",
         comment: Annotated[str, Form()] = "",
     ) -> RedirectResponse:
-        check(token_)
+        site.check(token_)
         try:
             if action == "undo":
                 workspace.undo(student, part_id)
@@ -146,8 +198,8 @@ def create_app(workspace: Workspace) -> FastAPI:
                     [(student, part_id)], "accept" if action == "accept" else "set", _points(points), comment
                 )
         except OverrideError as exc:
-            return back(part_id, f"a-{student}", str(exc))
-        return back(part_id, f"a-{student}")
+            return _back(part_id, f"a-{student}", str(exc))
+        return _back(part_id, f"a-{student}")
 
     @app.post("/decide-group")
     def decide_group(
@@ -159,7 +211,7 @@ def create_app(workspace: Workspace) -> FastAPI:
         comment: Annotated[str, Form()] = "",
         pending_only: Annotated[str, Form()] = "",
     ) -> RedirectResponse:
-        check(token_)
+        site.check(token_)
         try:
             groups = workspace.groups(part_id)
             members = students_in(groups, group)
@@ -176,57 +228,45 @@ def create_app(workspace: Workspace) -> FastAPI:
                 [(s, part_id) for s in members], "accept" if action == "accept" else "set", _points(points), comment
             )
         except OverrideError as exc:
-            return back(part_id, f"g-{group}", str(exc))
-        return back(part_id, f"g-{group}")
+            return _back(part_id, f"g-{group}", str(exc))
+        return _back(part_id, f"g-{group}")
 
-    @app.get("/collusion", response_class=HTMLResponse)
-    def collusion(request: Request) -> HTMLResponse:
-        pairs = [
-            (p, workspace.item(p.students[0], p.part_id), workspace.item(p.students[1], p.part_id))
-            for p in workspace.pairs()
-        ]
-        return page(request, "collusion.html", pairs=pairs)
 
-    @app.get("/report", response_class=HTMLResponse)
-    def report() -> HTMLResponse:
-        path = workspace.out / "report.html"
-        if workspace.report_dirty or not path.exists():
-            workspace.write_class_files(report_html=True)
-        return HTMLResponse(path.read_text(encoding="utf-8"))
+def _add_regrade(app: FastAPI, site: _Site) -> None:
+    """Regrading the class with the TA's corrections, in a background thread, and its progress page."""
+    workspace, state = site.workspace, site.regrade
 
     @app.post("/regrade")
     def regrade(token_: Annotated[str, Form(alias="token")]) -> RedirectResponse:
-        check(token_)
-        if not regrade_state["running"]:
-            regrade_state.update(running=True, message=None, error=None, done=0)
+        site.check(token_)
+        if not state.running:
+            state.running, state.message, state.error, state.done = True, None, None, 0
 
             def work() -> None:
                 try:
 
                     def tick(_: str) -> None:
-                        regrade_state["done"] = int(regrade_state.get("done") or 0) + 1
+                        state.done += 1
 
                     run = workspace.regrade(progress=tick)
-                    regrade_state["message"] = run.movement.sentence()
+                    state.message = run.movement.sentence()
                 except Exception as exc:  # noqa: BLE001 - shown to the TA, the app goes on
-                    regrade_state["error"] = f"{type(exc).__name__}: {exc}"
+                    state.error = f"{type(exc).__name__}: {exc}"
                 finally:
-                    regrade_state["running"] = False
+                    state.running = False
 
             threading.Thread(target=work, name="grader-regrade", daemon=True).start()
         return RedirectResponse("/regrade", status_code=303)
 
     @app.get("/regrade", response_class=HTMLResponse)
     def regrade_status(request: Request) -> HTMLResponse:
-        return page(
+        return site.page(
             request,
             "regrade.html",
-            regrade=regrade_state,
+            regrade=state,
             movement=workspace.last_regrade(),
             total=len(workspace.reports),
         )
-
-    return app
 
 
 def _points(text: str) -> float | None:

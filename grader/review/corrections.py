@@ -1,6 +1,6 @@
 """A TA's grades teach the grader: each decision on a written answer becomes an exemplar of its part.
 
-The rubric's exemplars are what calibrates a part (grader.calibration: the raw-score map and
+The rubric's exemplars are what calibrates a part (grader.written.calibration: the raw-score map and
 the nearest graded answers), so the decisions are appended to the parts' exemplars in memory
 (the YAML is never touched) and the class is graded again: the answers nobody reviewed move
 towards the TA's judgement, the reviewed ones keep the TA's points. `movement` says how many

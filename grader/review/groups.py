@@ -17,10 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from grader.embedding import Encoder
 from grader.report import PartResult, StudentReport
-from grader.scoring import whole_text
-from grader.sentences import split_sentences
+from grader.written import Encoder, split_sentences, whole_text
 
 DISTANCE = 0.25
 """Cosine distance at which the clustering is cut: members of a group are on average this close or closer."""
@@ -116,7 +114,7 @@ def group_part(items: Sequence[QueueItem], encoder: Encoder | None, distance: fl
     labels: dict[str, str] = {}
     answered = [i for i in items if i.part.answer and i.part.kind == "written"] if encoder is not None else []
     clustered = {id(i) for i in answered}
-    if answered:
+    if answered and encoder is not None:  # answered is empty without an encoder
         vectors = answer_vectors([i.part.answer or "" for i in answered], encoder)
         ids = cluster(vectors, distance)
         for c in set(ids):

@@ -70,10 +70,17 @@ class OverrideStore:
         self.path = Path(out) / STORE_NAME
 
     @contextmanager
-    def _db(self, write: bool = False) -> Iterator[sqlite3.Connection | None]:
-        if not write and not self.path.exists():
+    def _db(self) -> Iterator[sqlite3.Connection | None]:
+        """For reading: None while there is no store yet (nothing is created)."""
+        if not self.path.exists():
             yield None
             return
+        with self._write_db() as db:
+            yield db
+
+    @contextmanager
+    def _write_db(self) -> Iterator[sqlite3.Connection]:
+        """The store, created on first use; one transaction."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=30)
         try:
@@ -99,12 +106,12 @@ class OverrideStore:
     def put(self, overrides: Iterable[Override]) -> None:
         """Record decisions (replacing earlier ones for the same student and part), in one transaction."""
         rows = [(o.student_id, o.part_id, o.model_dump_json()) for o in overrides]
-        with self._db(write=True) as db:
+        with self._write_db() as db:
             db.executemany("INSERT OR REPLACE INTO decisions VALUES (?, ?, ?)", rows)
             db.executemany("INSERT INTO log (student_id, part_id, value) VALUES (?, ?, ?)", rows)
 
     def remove(self, student_id: str, part_id: str) -> None:
-        with self._db(write=True) as db:
+        with self._write_db() as db:
             db.execute("DELETE FROM decisions WHERE student_id = ? AND part_id = ?", (student_id, part_id))
             db.execute("INSERT INTO log (student_id, part_id, value) VALUES (?, ?, 'removed')", (student_id, part_id))
 
@@ -115,7 +122,7 @@ class OverrideStore:
             )
 
     def record_regrade(self, value: str) -> None:
-        with self._db(write=True) as db:
+        with self._write_db() as db:
             db.execute("INSERT INTO regrades (value) VALUES (?)", (value,))
 
     def last_regrade(self) -> str | None:
@@ -227,13 +234,13 @@ def review_progress(summary: ClassSummary, reports: Sequence[StudentReport]) -> 
     """The summary with each part's count of reviewed, overridden and stale answers."""
     parts = []
     for ps in summary.parts:
-        results = [p for r in reports for p in r.parts if p.part_id == ps.part_id and p.review is not None]
+        statuses = [p.review.status for r in reports for p in r.parts if p.part_id == ps.part_id and p.review]
         parts.append(
             ps.model_copy(
                 update={
-                    "n_reviewed": sum(p.review.status != "stale" for p in results),
-                    "n_overridden": sum(p.review.status == "overridden" for p in results),
-                    "n_stale": sum(p.review.status == "stale" for p in results),
+                    "n_reviewed": sum(s != "stale" for s in statuses),
+                    "n_overridden": sum(s == "overridden" for s in statuses),
+                    "n_stale": sum(s == "stale" for s in statuses),
                 }
             )
         )

@@ -13,7 +13,6 @@ from functools import cached_property
 from pathlib import Path
 
 from grader.batch import ClassRun, RunRecord, existing_reports, grade_class, read_run_record
-from grader.embedding import Encoder
 from grader.export import write_student, write_summary
 from grader.export.class_report import write_class_report
 from grader.pipeline import summarize
@@ -31,6 +30,7 @@ from grader.review.overrides import (
     review_progress,
 )
 from grader.rubric import RubricError, RubricSet, load_rubric_dir
+from grader.written import Encoder
 
 
 class WorkspaceError(Exception):

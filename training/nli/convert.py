@@ -100,7 +100,7 @@ def esnli_test() -> list[dict]:
     base = "dataset/eSNLI/"
     s1, s2, lab = (text("esnli", base + f).rstrip("\n").split("\n") for f in ("s1.test", "s2.test", "labels.test"))
     assert len(s1) == len(s2) == len(lab) == 9824
-    return [row(p, h, l.strip(), "snli", "test") for p, h, l in zip(s1, s2, lab)]
+    return [row(p, h, label.strip(), "snli", "test") for p, h, label in zip(s1, s2, lab)]
 
 
 def breaking_nli() -> list[dict]:

@@ -78,7 +78,7 @@ def _landlock_abi() -> int:
         libc.syscall.restype = ctypes.c_long
         # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
         return max(int(libc.syscall(444, None, 0, 1)), 0)
-    except Exception:
+    except (OSError, AttributeError):  # no libc to load, or no syscall() in it
         return 0
 
 
@@ -100,9 +100,20 @@ def _probe_bwrap(bwrap: str, root: bool) -> tuple[str, bool, bool, str | None]:
     """(version, namespaces work, tmpfs --size works, problem)."""
     try:
         version = _run_quiet([bwrap, "--version"]).stdout.strip().split()[-1]
-    except Exception:
+    except (OSError, subprocess.SubprocessError, IndexError):  # cannot run, timed out, or printed nothing
         version = "?"
-    base = [bwrap, *namespace_args(root), "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+    base = [
+        bwrap,
+        *namespace_args(root),
+        "--die-with-parent",
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+    ]
     probe = _run_quiet([*base, "--perms", "1777", "--size", str(1 << 20), "--tmpfs", "/tmp", "true"])
     if probe.returncode == 0:
         return version, True, True, None
@@ -112,7 +123,12 @@ def _probe_bwrap(bwrap: str, root: bool) -> tuple[str, bool, bool, str | None]:
     err = (probe2.stderr or probe.stderr).strip().splitlines()
     reason = err[-1] if err else f"exit code {probe2.returncode}"
     hint = _ROOT_HINT if root else _USERNS_HINT
-    return version, False, False, f"bubblewrap {version} is installed but cannot create a sandbox here ({reason}); {hint}"
+    return (
+        version,
+        False,
+        False,
+        f"bubblewrap {version} is installed but cannot create a sandbox here ({reason}); {hint}",
+    )
 
 
 def _detect() -> Capabilities:
@@ -125,10 +141,16 @@ def _detect() -> Capabilities:
         prots.append(Protection("bubblewrap", False, "bwrap not found on PATH"))
     else:
         version, args_ok, size_ok, problem = _probe_bwrap(bwrap, root)
-        prots.append(Protection("bubblewrap", args_ok, f"{bwrap} {version}" + ("" if args_ok else " (cannot create namespaces)")))
+        prots.append(
+            Protection("bubblewrap", args_ok, f"{bwrap} {version}" + ("" if args_ok else " (cannot create namespaces)"))
+        )
         namespaces = "pid, net, ipc, uts, mount, cgroup" + ("" if root else ", user")
         prots.append(Protection("namespaces", args_ok, namespaces if args_ok else "unavailable"))
-        prots.append(Protection("network", args_ok, "own network namespace (no interface but loopback)" if args_ok else "host network"))
+        prots.append(
+            Protection(
+                "network", args_ok, "own network namespace (no interface but loopback)" if args_ok else "host network"
+            )
+        )
     prots.append(
         Protection(
             "dedicated uid",
@@ -160,9 +182,24 @@ def _detect() -> Capabilities:
         prots.append(Protection("cpu quota", True, quota.describe().split(" (")[0]))
         quota.close()
     else:
-        prots.append(Protection("cpu quota", False, "no writable cgroup with the cpu controller: the server caps the CPU seconds of all of a run's processes instead"))
+        prots.append(
+            Protection(
+                "cpu quota",
+                False,
+                "no writable cgroup with the cpu controller: the server caps the CPU seconds of all of a run's "
+                "processes instead",
+            )
+        )
     abi = _landlock_abi()
-    prots.append(Protection("landlock", False, f"kernel ABI {abi}, not used (mount namespace covers the file system)" if abi else "not available, not used"))
+    prots.append(
+        Protection(
+            "landlock",
+            False,
+            f"kernel ABI {abi}, not used (mount namespace covers the file system)"
+            if abi
+            else "not available, not used",
+        )
+    )
     return Capabilities(bwrap, version, root, prots, args_ok, size_ok, quota is not None, problem)
 
 
@@ -215,7 +252,9 @@ def python_layout() -> PythonLayout:
     for mod in ("torch", "numpy"):
         spec = importlib.util.find_spec(mod)
         if spec is None or not spec.origin:
-            raise SandboxUnavailable(f"{mod} is not importable by {sys.executable}; install it in the grader's environment")
+            raise SandboxUnavailable(
+                f"{mod} is not importable by {sys.executable}; install it in the grader's environment"
+            )
         d = os.path.dirname(os.path.dirname(os.path.realpath(spec.origin)))
         if d not in site:
             site.append(d)

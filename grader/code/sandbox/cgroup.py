@@ -29,7 +29,7 @@ class _Hierarchy:
 
 def _mounts() -> list[tuple[str, str, set[str]]]:
     """(mount point, fs type, super options) of every cgroup mount."""
-    out = []
+    out: list[tuple[str, str, set[str]]] = []
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
@@ -92,12 +92,12 @@ def _remove_stale(parent: Path) -> None:
 class CpuQuota:
     """One cgroup capping a sandbox at ``cores`` CPUs; ``wrap`` starts a command inside it."""
 
-    def __init__(self, path: Path, version: int):
+    def __init__(self, path: Path, version: int) -> None:
         self.path = path
         self.version = version
 
     @classmethod
-    def create(cls, cores: float = 1.0) -> "CpuQuota | None":
+    def create(cls, cores: float = 1.0) -> CpuQuota | None:
         """A fresh group, or None when no writable cgroup with the cpu controller exists here."""
         found = _find()
         if found is None:

@@ -68,9 +68,14 @@ class Arg:
     requires_grad: bool = False
 
     @classmethod
-    def tensor(cls, arr: np.ndarray, requires_grad: bool = False) -> "Arg":
+    def tensor(cls, arr: np.ndarray, requires_grad: bool = False) -> Arg:
         arr = np.asarray(arr, order="C")  # not ascontiguousarray: it makes a 0-d array 1-d
-        return cls(data=arr.astype(arr.dtype.newbyteorder("<")).tobytes(), dtype=str(arr.dtype), shape=tuple(arr.shape), requires_grad=requires_grad)
+        return cls(
+            data=arr.astype(arr.dtype.newbyteorder("<")).tobytes(),
+            dtype=str(arr.dtype),
+            shape=tuple(arr.shape),
+            requires_grad=requires_grad,
+        )
 
 
 @dataclass
@@ -152,8 +157,14 @@ def _pick_uid() -> int:
             return uid
 
 
-_SERVER_ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8", "HOME": SCRATCH}
-_LIVE: "weakref.WeakSet[SandboxServer]" = weakref.WeakSet()
+_SERVER_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "LANG": "C.UTF-8",
+    "HOME": SCRATCH,
+}
+_LIVE: weakref.WeakSet[SandboxServer] = weakref.WeakSet()
 _SERVER_SOURCE = Path(inside.__file__).resolve()
 
 
@@ -178,7 +189,9 @@ class SandboxServer:
     protocol) it is restarted on the next run.
     """
 
-    def __init__(self, *, allow_unsandboxed: bool = False, scratch_mb: int = 256, start_timeout_s: float = 120.0):
+    def __init__(
+        self, *, allow_unsandboxed: bool = False, scratch_mb: int = 256, start_timeout_s: float = 120.0
+    ) -> None:
         self.caps: Capabilities = require_sandbox(allow_unsandboxed)
         self.unsandboxed = self.caps.problem is not None
         self.scratch_mb = scratch_mb
@@ -196,7 +209,10 @@ class SandboxServer:
     @property
     def description(self) -> str:
         if self.unsandboxed:
-            return "UNSANDBOXED (no bubblewrap; rlimits only) - student code could read files, use the network and signal the grader"
+            return (
+                "UNSANDBOXED (no bubblewrap; rlimits only) - student code could read files, use the network and "
+                "signal the grader"
+            )
         parts = [f"bubblewrap {self.caps.bwrap_version}", "pid/net/ipc/uts/mount namespaces", "read-only minimal root"]
         parts.append("own uid per run" if self.info.get("uid") else "shared uid (user namespace)")
         parts.append("rlimits")
@@ -211,7 +227,7 @@ class SandboxServer:
         if self.unsandboxed:
             self._tmpdir = tempfile.mkdtemp(prefix="grader-unsandboxed-")
             os.chmod(self._tmpdir, 0o700)
-            config = {"site": layout.site, "uid": None, "pidns": False, "scratch": self._tmpdir}
+            config: dict[str, Any] = {"site": layout.site, "uid": None, "pidns": False, "scratch": self._tmpdir}
             return [layout.exe, "-I", "-S", "-B", str(_SERVER_SOURCE), "--serve"], config, (), self._tmpdir
         config = {"site": layout.sandbox_site(), "uid": uid, "pidns": True, "scratch": SCRATCH}
         server_fd = _memfd("grader-server", _SERVER_SOURCE.read_bytes())
@@ -237,8 +253,15 @@ class SandboxServer:
         env = dict(_SERVER_ENV, HOME=config["scratch"])
         try:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env, cwd=cwd,
-                start_new_session=True, close_fds=True, pass_fds=fds,
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=fds,
             )
         finally:
             for fd in fds:
@@ -252,14 +275,16 @@ class SandboxServer:
             msg = json.loads(payload)
             if kind != inside.FRAME_JSON or msg.get("op") != "ready":
                 raise SandboxError(f"unexpected first message from the sandbox server: {msg!r}")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to start: clean up, raise SandboxError
             log = self.server_log()
             self._cleanup_proc()
             raise SandboxError(f"the sandbox server did not start: {exc}\n{log}") from None
         if uid is not None and not msg.get("uid"):
             log = self.server_log()
             self._cleanup_proc()
-            raise SandboxError(f"the sandbox server could not drop children to a dedicated uid: {msg.get('uid_error')}\n{log}")
+            raise SandboxError(
+                f"the sandbox server could not drop children to a dedicated uid: {msg.get('uid_error')}\n{log}"
+            )
         self.info = msg
 
     def server_log(self, limit: int = 4000) -> str:
@@ -277,9 +302,11 @@ class SandboxServer:
         proc, self.proc = self.proc, None
         if proc is not None:
             for stream in (proc.stdin, proc.stdout):
+                if stream is None:
+                    continue
                 try:
-                    stream.close()  # type: ignore[union-attr]
-                except Exception:
+                    stream.close()
+                except OSError:  # a broken pipe while flushing: the server is gone already
                     pass
             if proc.poll() is None:
                 for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
@@ -297,7 +324,7 @@ class SandboxServer:
         if self._stderr is not None:
             try:
                 self._stderr.close()
-            except Exception:
+            except OSError:
                 pass
             self._stderr = None
         if self._tmpdir:
@@ -307,7 +334,7 @@ class SandboxServer:
     def close(self) -> None:
         self._cleanup_proc()
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -316,7 +343,7 @@ class SandboxServer:
     def __del__(self) -> None:  # pragma: no cover - best effort
         try:
             self._cleanup_proc()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a finalizer may run at interpreter exit, when anything can fail
             pass
 
     @property
@@ -387,9 +414,18 @@ def _request(job: Job) -> bytes:
         if a.data is None:
             return {"kind": "value", "value": a.value}
         blobs.append(a.data)
-        return {"kind": "tensor", "blob": len(blobs) - 1, "dtype": a.dtype, "shape": list(a.shape), "requires_grad": a.requires_grad}
+        return {
+            "kind": "tensor",
+            "blob": len(blobs) - 1,
+            "dtype": a.dtype,
+            "shape": list(a.shape),
+            "requires_grad": a.requires_grad,
+        }
 
-    cases = [{"name": c.name, "args": [arg(a) for a in c.args], "cotangents": [arg(a) for a in c.cotangents]} for c in job.cases]
+    cases = [
+        {"name": c.name, "args": [arg(a) for a in c.args], "cotangents": [arg(a) for a in c.cotangents]}
+        for c in job.cases
+    ]
     req = {
         "op": "run",
         "code": job.code,
@@ -526,10 +562,13 @@ def read_tripwire(text: str, guarded: list[str]) -> list[str]:
         elif kind == "forward_ad":
             label = "forward-mode autograd (dual tensors)"
         elif kind == "graph":
-            label = f"the autograd graph ({detail})" if detail in ("Tensor.grad_fn", "Tensor._grad_fn") else "the autograd graph"
+            label = (
+                f"the autograd graph ({detail})"
+                if detail in ("Tensor.grad_fn", "Tensor._grad_fn")
+                else "the autograd graph"
+            )
         else:
             label = "a way around the grader's autograd check (it was switched off)"
         if label not in out:
             out.append(label)
     return out
-

@@ -32,7 +32,8 @@ import socket
 import struct
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # --------------------------------------------------------------------------------------
 # Framing shared by grader, server and child: 4-byte big-endian length, 1 type byte
@@ -139,23 +140,79 @@ def _prctl(option: int, arg: int = 0, ptr: int = 0) -> None:
 
 _AUDIT_ARCH_X86_64 = 0xC000003E
 _DENY_EPERM = {
-    "ptrace": 101, "syslog": 103, "personality": 135, "vhangup": 153, "modify_ldt": 154, "pivot_root": 155,
-    "acct": 163, "mount": 165, "umount2": 166, "swapon": 167, "swapoff": 168, "reboot": 169, "iopl": 172,
-    "ioperm": 173, "init_module": 175, "delete_module": 176, "quotactl": 179, "lookup_dcookie": 212,
-    "kexec_load": 246, "add_key": 248, "request_key": 249, "keyctl": 250, "unshare": 272, "move_pages": 279,
-    "perf_event_open": 298, "name_to_handle_at": 303, "open_by_handle_at": 304, "setns": 308,
-    "process_vm_readv": 310, "process_vm_writev": 311, "finit_module": 313, "kexec_file_load": 320, "bpf": 321,
-    "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-    "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "pidfd_getfd": 438, "mount_setattr": 442, "chroot": 161, "kcmp": 312, "process_madvise": 440,
+    "ptrace": 101,
+    "syslog": 103,
+    "personality": 135,
+    "vhangup": 153,
+    "modify_ldt": 154,
+    "pivot_root": 155,
+    "acct": 163,
+    "mount": 165,
+    "umount2": 166,
+    "swapon": 167,
+    "swapoff": 168,
+    "reboot": 169,
+    "iopl": 172,
+    "ioperm": 173,
+    "init_module": 175,
+    "delete_module": 176,
+    "quotactl": 179,
+    "lookup_dcookie": 212,
+    "kexec_load": 246,
+    "add_key": 248,
+    "request_key": 249,
+    "keyctl": 250,
+    "unshare": 272,
+    "move_pages": 279,
+    "perf_event_open": 298,
+    "name_to_handle_at": 303,
+    "open_by_handle_at": 304,
+    "setns": 308,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "finit_module": 313,
+    "kexec_file_load": 320,
+    "bpf": 321,
+    "userfaultfd": 323,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "pidfd_getfd": 438,
+    "mount_setattr": 442,
+    "chroot": 161,
+    "kcmp": 312,
+    "process_madvise": 440,
     "fanotify_init": 300,
     # memory that outlives a process or escapes RLIMIT_AS: SysV IPC, POSIX queues, memfd
-    "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66, "shmdt": 67,
-    "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220, "mq_open": 240,
-    "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
-    "memfd_create": 319, "memfd_secret": 447,
+    "shmget": 29,
+    "shmat": 30,
+    "shmctl": 31,
+    "semget": 64,
+    "semop": 65,
+    "semctl": 66,
+    "shmdt": 67,
+    "msgget": 68,
+    "msgsnd": 69,
+    "msgrcv": 70,
+    "msgctl": 71,
+    "semtimedop": 220,
+    "mq_open": 240,
+    "mq_unlink": 241,
+    "mq_timedsend": 242,
+    "mq_timedreceive": 243,
+    "mq_notify": 244,
+    "mq_getsetattr": 245,
+    "memfd_create": 319,
+    "memfd_secret": 447,
     # no program but Python itself: a fresh interpreter would run without the runtime guards
-    "execve": 59, "execveat": 322,
+    "execve": 59,
+    "execveat": 322,
 }
 _NR_CLONE, _NR_CLONE3, _NR_SOCKET = 56, 435, 41
 _CLONE_NS_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x00000080
@@ -279,7 +336,7 @@ def _signame(sig: int) -> str:
 class _Tail:
     """Keep the first and last bytes of a stream, count the rest."""
 
-    def __init__(self, keep: int = 4000):
+    def __init__(self, keep: int = 4000) -> None:
         self.keep = keep
         self.head = bytearray()
         self.tail = bytearray()
@@ -330,7 +387,7 @@ def _state_of(pid: int) -> str:
 class Server:
     """The relay: one zygote, one run at a time, every limit enforced here."""
 
-    def __init__(self, config: dict, proto_in: int, proto_out: int):
+    def __init__(self, config: dict, proto_in: int, proto_out: int) -> None:
         self.config = config
         self.proto_in = proto_in
         self.proto_out = proto_out
@@ -385,7 +442,7 @@ class Server:
             write_all(self.proto_out, json_frame(meta) + frame(FRAME_BYTES, stream))
             spare = self.spawn()  # while the grader reads the result: the fork is off the critical path
 
-    def spawn(self) -> "_Spare":
+    def spawn(self) -> _Spare:
         """Fork the next run's child now: it locks itself down and waits for its request.
 
         Only after the previous run was swept and its scratch wiped, so the spare never meets it.
@@ -397,7 +454,12 @@ class Server:
         self._ask(b"F", child_ends)
         for fd in child_ends:
             os.close(fd)
-        header = {"scratch": scratch, "uid": uid, "seccomp": bool(self.info.get("seccomp")), "pidns": bool(self.config.get("pidns"))}
+        header = {
+            "scratch": scratch,
+            "uid": uid,
+            "seccomp": bool(self.info.get("seccomp")),
+            "pidns": bool(self.config.get("pidns")),
+        }
         write_all(pipes["req"][1], json_frame(header))  # a few hundred bytes: the pipe holds them
         return _Spare({pipes[n][0]: n for n in ("out", "err", "res", "ctl", "trip")}, pipes["req"][1], scratch)
 
@@ -542,14 +604,14 @@ def _remove_ipc(ids: dict[str, list[int]]) -> None:
 class _Spare:
     """A child forked ahead of its run: its pipes (read ends by name), its request pipe, its scratch."""
 
-    def __init__(self, fds: dict[int, str], req_w: int, scratch: str):
+    def __init__(self, fds: dict[int, str], req_w: int, scratch: str) -> None:
         self.fds, self.req_w, self.scratch = fds, req_w, scratch
 
 
 class _Run:
     """One run, seen from the server: pipes to the child, clocks, limits, and the cleanup after."""
 
-    def __init__(self, server: Server, spare: _Spare, req: dict, raw: bytes):
+    def __init__(self, server: Server, spare: _Spare, req: dict, raw: bytes) -> None:
         self.server = server
         self.req = req
         lim = req["limits"]
@@ -638,6 +700,7 @@ class _Run:
                     return
 
     def _feed_request(self) -> None:
+        assert self.req_w is not None  # only while the request is still being written
         try:
             n = os.write(self.req_w, self.outgoing[:65536])
         except (BlockingIOError, InterruptedError):
@@ -858,6 +921,7 @@ def _zygote_main(sock: socket.socket, config: dict) -> None:  # pragma: no cover
     uid = config.get("uid")
 
     def drop_and_read() -> None:
+        assert uid is not None  # probed only when a uid was asked for
         _drop_uid(uid)
         # a dropped uid must still read the Python install (lazy imports): fail clearly if not
         for d in [os.path.dirname(os.__file__), *config["site"]]:
@@ -976,7 +1040,15 @@ def _child_main(fds: list[int]) -> None:  # pragma: no cover - runs in the sandb
     # move the received fds out of the way first, so that no dup2 below clobbers one not yet moved
     req_r, out_w, err_w, res_w, ctl_w, trip_w = (fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds)
     null = fcntl.fcntl(os.open("/dev/null", os.O_RDONLY), fcntl.F_DUPFD, 100)
-    for src, dst in ((null, 0), (out_w, 1), (err_w, 2), (res_w, RESULT_FD), (req_r, _REQUEST_FD), (ctl_w, _CONTROL_FD), (trip_w, TRIPWIRE_FD)):
+    for src, dst in (
+        (null, 0),
+        (out_w, 1),
+        (err_w, 2),
+        (res_w, RESULT_FD),
+        (req_r, _REQUEST_FD),
+        (ctl_w, _CONTROL_FD),
+        (trip_w, TRIPWIRE_FD),
+    ):
         os.dup2(src, dst)
     os.closerange(TRIPWIRE_FD + 1, 1 << 16)
     global _autograd_grad
@@ -990,7 +1062,14 @@ def _child_main(fds: list[int]) -> None:  # pragma: no cover - runs in the sandb
 
         _autograd_grad = torch.autograd.grad  # the harness's own, taken before any guard or student code
         _set_limits(header, job["limits"])
-        cases = [(c["name"], [_decode_arg(a, blobs) for a in c["args"]], [_decode_arg(a, blobs) for a in c.get("cotangents", [])]) for c in job["cases"]]
+        cases = [
+            (
+                c["name"],
+                [_decode_arg(a, blobs) for a in c["args"]],
+                [_decode_arg(a, blobs) for a in c.get("cotangents", [])],
+            )
+            for c in job["cases"]
+        ]
         guarded = _install_guards(job)
     except BaseException as exc:  # noqa: BLE001
         _report_setup({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]})
@@ -1015,7 +1094,9 @@ def _lock_down(header: dict) -> None:
     scratch = header["scratch"]
     os.chdir(scratch)
     os.environ.clear()
-    os.environ.update({"HOME": scratch, "TMPDIR": scratch, "OMP_NUM_THREADS": "1", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"})
+    os.environ.update(
+        {"HOME": scratch, "TMPDIR": scratch, "OMP_NUM_THREADS": "1", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
+    )
     tempfile.tempdir = scratch
     if header.get("uid"):
         _drop_uid(header["uid"])
@@ -1044,7 +1125,9 @@ def _set_limits(header: dict, lim: dict) -> None:
         n = lim["max_processes"]
     else:
         # shared uid: the server, the zygote and the grader count too, so allow for them
-        n = lim["max_processes"] + (sum(1 for d in os.listdir("/proc") if d.isdigit()) + 2 if header.get("pidns") else 64)
+        n = lim["max_processes"] + (
+            sum(1 for d in os.listdir("/proc") if d.isdigit()) + 2 if header.get("pidns") else 64
+        )
     resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
 
 
@@ -1113,15 +1196,30 @@ def _install_name_guard(names: list[str], trip: Callable[[str, str], None]) -> l
         guard.__wrapped_forbidden__ = name  # type: ignore[attr-defined]
         return guard
 
-    skip_submodules = {"graph", "grad_mode", "profiler", "profiler_util", "profiler_legacy", "anomaly_mode", "variable", "function"}
+    skip_submodules = {
+        "graph",
+        "grad_mode",
+        "profiler",
+        "profiler_util",
+        "profiler_legacy",
+        "anomaly_mode",
+        "variable",
+        "function",
+    }
 
     def guard_module(mod: types.ModuleType, prefix: str, depth: int = 0) -> None:
         # public API only (__all__ when the module has one), so torch's own helpers keep working
         public = getattr(mod, "__all__", None)
-        attrs = [a for a in public if isinstance(a, str)] if isinstance(public, (list, tuple)) else [
-            a for a in vars(mod) if not a.startswith("_")
+        attrs = (
+            [a for a in public if isinstance(a, str)]
+            if isinstance(public, (list, tuple))
+            else [a for a in vars(mod) if not a.startswith("_")]
+        )
+        attrs += [
+            a
+            for a, v in vars(mod).items()
+            if isinstance(v, types.ModuleType) and not a.startswith("_") and a not in attrs
         ]
-        attrs += [a for a, v in vars(mod).items() if isinstance(v, types.ModuleType) and not a.startswith("_") and a not in attrs]
         keep_classes = mod.__name__.startswith("torch.autograd")
         for attr in attrs:
             obj = getattr(mod, attr, None)
@@ -1171,19 +1269,19 @@ def _install_name_guard(names: list[str], trip: Callable[[str, str], None]) -> l
             guard_module(sys.modules[name], name)
             continue
         parent, _, attr = name.rpartition(".")
-        owner = sys.modules.get(parent)
-        if owner is None:
+        parent_module = sys.modules.get(parent)
+        if parent_module is None:
             try:
-                owner = importlib.import_module(parent) if parent.split(".")[0] == "torch" else None
-            except Exception:
-                owner = None
-        if owner is not None and hasattr(owner, attr):
-            obj = getattr(owner, attr)
+                parent_module = importlib.import_module(parent) if parent.split(".")[0] == "torch" else None
+            except Exception:  # noqa: BLE001 - a torch submodule may fail to import in any way; then it is blocked
+                parent_module = None
+        if parent_module is not None and hasattr(parent_module, attr):
+            obj = getattr(parent_module, attr)
             if isinstance(obj, types.ModuleType):
                 guard_module(obj, name)
             else:
                 try:
-                    setattr(owner, attr, make(name, obj))
+                    setattr(parent_module, attr, make(name, obj))
                     guarded.append(name)
                 except (AttributeError, TypeError):
                     pass
@@ -1193,7 +1291,9 @@ def _install_name_guard(names: list[str], trip: Callable[[str, str], None]) -> l
     if blocked_imports:
 
         class Blocker(importlib.abc.MetaPathFinder):
-            def find_spec(self, fullname, path=None, target=None):  # type: ignore[override]
+            def find_spec(
+                self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+            ) -> None:
                 for b in blocked_imports:
                     if fullname == b or fullname.startswith(b + "."):
                         trip("import", fullname)
@@ -1315,7 +1415,9 @@ def _exc_info(exc: BaseException, filename: str) -> dict:
     msg = str(exc)
     memory = isinstance(exc, MemoryError) or (
         isinstance(exc, RuntimeError)
-        and any(s in msg for s in ("can't allocate memory", "not enough memory", "Cannot allocate memory", "out of memory"))
+        and any(
+            s in msg for s in ("can't allocate memory", "not enough memory", "Cannot allocate memory", "out of memory")
+        )
     )
     errno_ = getattr(exc, "errno", None)
     fname = getattr(exc, "filename", None)
@@ -1345,7 +1447,8 @@ def _encode_output(obj: Any, payloads: list[bytes], depth: int = 0) -> dict:
             "dtype": str(obj.dtype).replace("torch.", ""),
             "shape": list(obj.shape),
             "requires_grad": bool(obj.requires_grad),
-            "has_grad_fn": torch._C.TensorBase.grad_fn.__get__(obj) is not None,
+            # the C descriptor, not an attribute a Tensor subclass may override
+            "has_grad_fn": torch._C.TensorBase.grad_fn.__get__(obj) is not None,  # type: ignore[union-attr]
             "device": str(obj.device),
             "layout": str(obj.layout).replace("torch.", ""),
             "subclass": type(obj) is not torch.Tensor and type(obj).__name__ != "Parameter",
@@ -1376,8 +1479,8 @@ def _encode_output(obj: Any, payloads: list[bytes], depth: int = 0) -> dict:
         v = int(obj)
         return {"type": "int", "value": v if abs(v) < 2**53 else float(v)}
     if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return {"type": "float", "value": v if v == v and abs(v) != float("inf") else repr(v)}
+        x = float(obj)
+        return {"type": "float", "value": x if x == x and abs(x) != float("inf") else repr(x)}
     if obj is None:
         return {"type": "none"}
     if isinstance(obj, str):
@@ -1400,7 +1503,9 @@ def _gradients(out: Any, args: list, cotangents: list, wrt: list[int], payloads:
         return {"error": "the output is not the tensor(s) the reference returns"}
     if any(tuple(o.shape) != tuple(c.shape) for o, c in zip(outs, cotangents)):
         return {"error": "the output's shape differs from the reference's"}
-    if not any(torch._C.TensorBase.grad_fn.__get__(o) is not None or o.requires_grad for o in outs):
+    # grad_fn through the C descriptor, as in _encode_output
+    attached = (torch._C.TensorBase.grad_fn.__get__(o) is not None or o.requires_grad for o in outs)  # type: ignore[union-attr]
+    if not any(attached):
         return {"error": "the output is not attached to the autograd graph", "grads": [None] * len(wrt)}
     try:
         with torch.enable_grad():
@@ -1433,7 +1538,11 @@ def _harness(job: dict, cases: list[tuple[str, list, list]]) -> None:  # pragma:
     _check_tripwire()
     fn = namespace.get(job["entry"])
     if fn is None or not callable(fn):
-        funcs = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("_") and getattr(v, "__module__", None) == "__student__")
+        funcs = sorted(
+            k
+            for k, v in namespace.items()
+            if callable(v) and not k.startswith("_") and getattr(v, "__module__", None) == "__student__"
+        )
         _emit({"event": "no_entry", "found": funcs[:20], "not_callable": fn is not None})
         _flush_std()
         return
@@ -1459,7 +1568,7 @@ def _flush_std() -> None:
     for s in (sys.stdout, sys.stderr):
         try:
             s.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001 - the student's code may have replaced sys.stdout/sys.stderr with anything
             pass
 
 

@@ -17,7 +17,19 @@ MAX_UNIT_WORDS = 60
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 _DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]", re.S)
 _ABBREVIATIONS = (
-    "e.g.", "i.e.", "etc.", "vs.", "cf.", "fig.", "eq.", "approx.", "resp.", "al.", "a.k.a.", "w.r.t.", "no.",
+    "e.g.",
+    "i.e.",
+    "etc.",
+    "vs.",
+    "cf.",
+    "fig.",
+    "eq.",
+    "approx.",
+    "resp.",
+    "al.",
+    "a.k.a.",
+    "w.r.t.",
+    "no.",
 )
 _BULLET = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,2}[.)])(?:\s+|$)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$\\]|[a-z][(_^])")

@@ -1,6 +1,6 @@
 """The judge: does a student's text entail, contradict, or neither, a rubric text?
 
-A bi-encoder (grader/embedding.py) embeds the two texts apart and compares vectors, so "momentum
+A bi-encoder (grader/written/embedding.py) embeds the two texts apart and compares vectors, so "momentum
 helps" and "momentum does not help" land side by side. The judge reads both together,
 ``[CLS] rubric text [SEP] student text [SEP]``, through the bundled all-MiniLM-L6-v2 with every
 layer re-trained for entailment (training/train_judge.py), and answers three probabilities:
@@ -12,7 +12,7 @@ minus base weights (fp16) of every trained tensor and the head (fp32) in ``judge
 and ``grader_judge.json`` naming the base weights' sha256. Loading is offline and refuses any
 other base.
 
-    from grader.judge import Judge
+    from grader.written.judge import Judge
     judge = Judge.load()
     judge.classify([(rubric_text, student_text), ...])   # (n, 3): P(entailment), P(neutral), P(contradiction)
 
@@ -26,13 +26,26 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from grader.accelerate import for_device, judge_overlapped, on_gpu
+from grader.artifacts import (
+    MODELS_DIR,
+    BaseMismatch,
+    bundled_base_dir,
+    check_base,
+    file_sha256,
+    find_model_dir,
+    read_model_meta,
+)
 from grader.cache import Cache, digest
-from grader.embedding import default_device
-from grader.artifacts import MODELS_DIR, BaseMismatch, bundled_base_dir, check_base, file_sha256, find_model_dir, read_model_meta
+from grader.written.embedding import default_device
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import BertModel, PreTrainedTokenizerBase
 
 FORMAT = "grader-judge-v2"
 META_FILE = "grader_judge.json"
@@ -68,7 +81,9 @@ def truncate_pair(ref_ids: list[int], stu_ids: list[int], max_length: int = MAX_
     return ref_ids[:keep_ref], stu_ids[:keep_stu]
 
 
-def pair_token_ids(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int = MAX_LENGTH) -> list[tuple[list[int], list[int]]]:  # noqa: ANN001
+def pair_token_ids(
+    tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], max_length: int = MAX_LENGTH
+) -> list[tuple[list[int], list[int]]]:
     """(input ids, token type ids) of ``[CLS] rubric [SEP] student [SEP]`` for each pair.
 
     Shared by training and inference so both see exactly the same tokens.
@@ -83,7 +98,7 @@ def pair_token_ids(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int 
     return out
 
 
-def pad_batch(items: Sequence[tuple[list[int], list[int]]]):  # noqa: ANN201
+def pad_batch(items: Sequence[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Padded (input_ids, token_type_ids, attention_mask) tensors."""
     import torch
 
@@ -98,14 +113,14 @@ def pad_batch(items: Sequence[tuple[list[int], list[int]]]):  # noqa: ANN201
     return input_ids, types, mask
 
 
-def pooled_logits(hidden, mask, weight, bias):  # noqa: ANN001, ANN201
+def pooled_logits(hidden: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Class logits from the mean of the last layer over the pair's real tokens."""
     m = mask.unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
     return pooled @ weight.T.to(hidden.dtype) + bias.to(hidden.dtype)
 
 
-def load_base(base_dir: Path, attention: str = "sdpa"):  # noqa: ANN201
+def load_base(base_dir: Path, attention: str = "sdpa") -> tuple[PreTrainedTokenizerBase, BertModel]:
     """The bundled MiniLM as a plain BertModel (no pooler) and its tokenizer, offline.
 
     Inference uses PyTorch's fused attention ("sdpa"); training passes "eager" so a rerun
@@ -124,7 +139,7 @@ def load_base(base_dir: Path, attention: str = "sdpa"):  # noqa: ANN201
     return tokenizer, bert
 
 
-def _apply_delta(bert, tensors: dict, path: Path) -> None:  # noqa: ANN001
+def _apply_delta(bert: BertModel, tensors: dict[str, torch.Tensor], path: Path) -> None:
     import torch
 
     params = dict(bert.named_parameters())
@@ -132,18 +147,30 @@ def _apply_delta(bert, tensors: dict, path: Path) -> None:  # noqa: ANN001
         for key, value in tensors.items():
             if not key.startswith("delta."):
                 continue
-            name = key[len("delta."):]
+            name = key[len("delta.") :]
             if name not in params:
                 raise ValueError(f"{path}: delta tensor {name!r} is not a parameter of the base model")
             if tuple(params[name].shape) != tuple(value.shape):
-                raise ValueError(f"{path}: delta {name!r} has shape {tuple(value.shape)}, base {tuple(params[name].shape)}")
+                raise ValueError(
+                    f"{path}: delta {name!r} has shape {tuple(value.shape)}, base {tuple(params[name].shape)}"
+                )
             params[name].add_(value.to(params[name].dtype))
 
 
 class Judge:
     """A cross-encoder classifying (rubric text, student text) pairs; build it with Judge.load()."""
 
-    def __init__(self, path: Path, meta: dict, tokenizer, bert, head_weight, head_bias, device: str, identity: str):  # noqa: ANN001
+    def __init__(
+        self,
+        path: Path,
+        meta: dict,
+        tokenizer: PreTrainedTokenizerBase,
+        bert: BertModel,
+        head_weight: torch.Tensor,
+        head_bias: torch.Tensor,
+        device: str,
+        identity: str,
+    ) -> None:
         self.path = path
         self.meta = meta
         self.tokenizer = tokenizer
@@ -159,8 +186,9 @@ class Judge:
         """An on-disk cache (set by the scorer that uses this judge): probabilities survive the process."""
 
     @classmethod
-    def load(cls, name_or_path: str | Path = DEFAULT_NAME, device: str | None = None,
-             base_dir: str | Path | None = None) -> Judge:
+    def load(
+        cls, name_or_path: str | Path = DEFAULT_NAME, device: str | None = None, base_dir: str | Path | None = None
+    ) -> Judge:
         """Load a judge by name (under the models directory) or path, offline.
 
         Raises JudgeNotFound when there is no artefact, BaseMismatch when the installed base
@@ -185,11 +213,15 @@ class Judge:
         for p in bert.parameters():
             p.requires_grad_(False)
         device = device or default_device()
-        bert = for_device(bert.to(device), device)  # fp16 on CUDA
+        # fp16 on CUDA; transformers wraps .to with functools.wraps, which mypy does not bind as a method
+        bert = for_device(bert.to(device), device)  # type: ignore[arg-type]
         head_weight = tensors["head.weight"].float().to(device)
         head_bias = tensors["head.bias"].float().to(device)
         if tuple(head_weight.shape) != (len(LABELS), bert.config.hidden_size):
-            raise ValueError(f"{path}: head has shape {tuple(head_weight.shape)}, expected ({len(LABELS)}, {bert.config.hidden_size})")
+            raise ValueError(
+                f"{path}: head has shape {tuple(head_weight.shape)}, expected ({len(LABELS)}, "
+                f"{bert.config.hidden_size})"
+            )
         identity = f"{path.name}@{file_sha256(weights)[:12]}" + ("+fp16" if on_gpu(device) else "")
         del torch
         return cls(path, meta, tokenizer, bert, head_weight, head_bias, device, identity)

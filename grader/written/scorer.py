@@ -2,7 +2,7 @@
 
 Every written answer of a chunk is scored in one pass: results cached under a key of everything
 they depend on come from the cache; the rest are encoded in one batch, judged in one batched
-call, then assessed, calibrated and phrased one by one (grader.scoring, grader.feedback).
+call, then assessed, calibrated and phrased one by one (grader.written.scoring, grader.feedback).
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 from grader import __version__
 from grader.cache import Cache, digest
-from grader.embedding import Encoder
 from grader.feedback import MISSING, written_feedback
 from grader.fingerprint import code_fingerprint
-from grader.options import GradeOptions
 from grader.report import PartResult
 from grader.rubric import RubricSet
 from grader.scorer import PartResults, RunStats, done
-from grader.scoring import (
+from grader.submission import Submission
+from grader.written.embedding import Encoder
+from grader.written.scoring import (
     Assessment,
     PartIndex,
     all_answer_texts,
@@ -32,10 +32,10 @@ from grader.scoring import (
     judge_pairs,
     judged,
 )
-from grader.submission import Submission
 
 if TYPE_CHECKING:
-    from grader.judge import Judge
+    from grader.options import GradeOptions  # only a type here: grader.options imports this package
+    from grader.written.judge import Judge
 
 
 @lru_cache(maxsize=4)
@@ -46,7 +46,7 @@ def load_judge(name: str, device: str | None = None) -> Judge:
     the process (a review session's regrades, the command line called as a library) shares its
     memo of judged pairs instead of loading the weights and judging the same pairs again.
     """
-    from grader.judge import Judge
+    from grader.written.judge import Judge
 
     return Judge.load(name, device=device)
 
@@ -60,8 +60,14 @@ def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
     """The report entry for an assessed written answer: points, evidence and feedback."""
     if "no_answer" in assessment.flags:  # only a placeholder ("YOUR ANSWER HERE"): no answer at all
         return PartResult(
-            part_id=index.part_id, kind="written", status="missing", points=0.0, max_points=index.part.max_points,
-            confidence=1.0, feedback=[MISSING + " (only a placeholder was left)"], flags=["no_answer"],
+            part_id=index.part_id,
+            kind="written",
+            status="missing",
+            points=0.0,
+            max_points=index.part.max_points,
+            confidence=1.0,
+            feedback=[MISSING + " (only a placeholder was left)"],
+            flags=["no_answer"],
         )
     points, calibrated = final_points(index, assessment)
     return PartResult(
@@ -173,7 +179,9 @@ class WrittenScorer:
         assessments = [assess(self.indexes[pid], text, self.encoder) for pid, text in answers]
         if self.judge is not None:  # one batched judge call; judged() then reads the judge's memo
             t0 = time.perf_counter()
-            self.judge.classify([p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)])
+            self.judge.classify(
+                [p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)]
+            )
             self.stats.judge_s += time.perf_counter() - t0
         return [
             part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge))

@@ -1,8 +1,8 @@
 """Score written answers against a part's key points: what the answer states, denies, and gets wrong.
 
-Two models read an answer. The bi-encoder (grader/embedding.py) embeds every sentence, every
+Two models read an answer. The bi-encoder (grader/written/embedding.py) embeds every sentence, every
 window of consecutive sentences and the whole answer once, and finds for each key point and each
-misconception the few units that talk about it. The judge (grader/judge.py), a cross-encoder,
+misconception the few units that talk about it. The judge (grader/written/judge.py), a cross-encoder,
 then reads each such unit together with the rubric's wording and says whether the unit entails
 it, contradicts it, or neither. Topic comes from the first model; truth from the second:
 
@@ -18,7 +18,7 @@ Without a judge (``--no-judge``) the bi-encoder's cosine decides alone, as a fas
 coverage that cannot tell a claim from its denial.
 
 Before any model runs, an untouched placeholder ("YOUR ANSWER HERE") is removed, so it counts as
-no answer, and an answer in another language is held for a TA (grader/language.py).
+no answer, and an answer in another language is held for a TA (grader/written/language.py).
 """
 
 from __future__ import annotations
@@ -30,16 +30,17 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from grader import lexical
-from grader.calibration import Calibration, fit_calibration
-from grader.embedding import Encoder
-from grader.language import detect as detect_language, strip_placeholders
 from grader.report import KeyPointResult, MisconceptionResult
 from grader.rubric import Part, Rubric, RubricSet
-from grader.sentences import sentence_clauses, sentence_windows, split_sentences
+from grader.written import lexical
+from grader.written.calibration import Calibration, fit_calibration
+from grader.written.embedding import Encoder
+from grader.written.language import detect as detect_language
+from grader.written.language import strip_placeholders
+from grader.written.sentences import sentence_clauses, sentence_windows, split_sentences
 
 if TYPE_CHECKING:
-    from grader.judge import Judge
+    from grader.written.judge import Judge
 
 
 DENIED = frozenset({"contradicts", "hedged"})
@@ -50,57 +51,116 @@ class ScoringConfig(BaseModel):
     """How evidence becomes credit; per-part `scoring:` overrides in a rubric replace some of these."""
 
     # which units the judge reads, and the whole score without a judge
-    match_low: float = Field(default=0.40, description="Without a judge: cosine at which a key point starts earning credit.")
-    match_high: float = Field(default=0.72, description="Without a judge: cosine at which a key point earns full credit.")
-    candidates: int = Field(default=2, ge=1, le=6, description="Units per key point or misconception the judge reads (the closest by cosine).")
-    wordings: int = Field(default=2, ge=1, le=6, description="Wordings of a key point (its text and paraphrases) each unit is judged against.")
-    candidate_floor: float = Field(default=0.10, description="Units less similar than this to a rubric text are not worth judging.")
+    match_low: float = Field(
+        default=0.40, description="Without a judge: cosine at which a key point starts earning credit."
+    )
+    match_high: float = Field(
+        default=0.72, description="Without a judge: cosine at which a key point earns full credit."
+    )
+    candidates: int = Field(
+        default=2,
+        ge=1,
+        le=6,
+        description="Units per key point or misconception the judge reads (the closest by cosine).",
+    )
+    wordings: int = Field(
+        default=2,
+        ge=1,
+        le=6,
+        description="Wordings of a key point (its text and paraphrases) each unit is judged against.",
+    )
+    candidate_floor: float = Field(
+        default=0.10, description="Units less similar than this to a rubric text are not worth judging."
+    )
     whole_answer_units: int = Field(
-        default=4, ge=0, description="Answers of at most this many sentences are also judged whole against each key point.",
+        default=4,
+        ge=0,
+        description="Answers of at most this many sentences are also judged whole against each key point.",
     )
     # the judge
-    entail_low: float = Field(default=0.20, ge=0, le=1, description="P(entailment) at which a key point starts earning credit.")
-    entail_high: float = Field(default=0.50, ge=0, le=1, description="P(entailment) at which a key point earns full credit.")
-    contradiction: float = Field(
-        default=0.70, ge=0, le=1,
-        description="P(contradiction), above P(entailment), at which a unit denies a key point: it earns nothing for it.",
+    entail_low: float = Field(
+        default=0.20, ge=0, le=1, description="P(entailment) at which a key point starts earning credit."
     )
-    misconception_low: float = Field(default=0.50, ge=0, le=1, description="P(entailment) of a misconception at which its penalty starts.")
-    misconception_high: float = Field(default=0.85, ge=0, le=1, description="P(entailment) of a misconception that costs the full penalty.")
+    entail_high: float = Field(
+        default=0.50, ge=0, le=1, description="P(entailment) at which a key point earns full credit."
+    )
+    contradiction: float = Field(
+        default=0.70,
+        ge=0,
+        le=1,
+        description=(
+            "P(contradiction), above P(entailment), at which a unit denies a key point: it earns nothing for it."
+        ),
+    )
+    misconception_low: float = Field(
+        default=0.50, ge=0, le=1, description="P(entailment) of a misconception at which its penalty starts."
+    )
+    misconception_high: float = Field(
+        default=0.85, ge=0, le=1, description="P(entailment) of a misconception that costs the full penalty."
+    )
     similarity_weight: float = Field(
-        default=0.0, ge=0, le=1,
+        default=0.0,
+        ge=0,
+        le=1,
         description="With a judge: a key point also earns this share of its similarity credit when no unit denies it "
         "(the judge reads strict entailment; a looser paraphrase still counts this much).",
     )
     lexical_denial: bool = Field(
         default=True,
         description="A unit close to a key point (cosine >= denial_similarity) whose aligned clause differs from it in "
-        "negation denies the point, whatever the judge says (grader.lexical.contradicts).",
+        "negation denies the point, whatever the judge says (grader.written.lexical.contradicts).",
     )
-    denial_similarity: float = Field(default=0.60, description="Cosine from which a negation mismatch denies a key point.")
+    denial_similarity: float = Field(
+        default=0.60, description="Cosine from which a negation mismatch denies a key point."
+    )
     holistic_weight: float = Field(
-        default=0.5, ge=0, le=1,
-        description="How far the whole answer's agreement with the reference answer lifts key-point credit toward it (never lowers it).",
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "How far the whole answer's agreement with the reference answer lifts key-point credit toward it (never "
+            "lowers it)."
+        ),
     )
     # without a judge
-    misconception_threshold: float = Field(default=0.74, description="Without a judge: cosine at which a misconception costs its full penalty.")
-    misconception_ramp: float = Field(default=0.06, description="Without a judge: below the threshold, the penalty fades to 0 over this width.")
-    misconception_margin: float = Field(
-        default=0.03, description="Without a judge: a sentence states a misconception only if it is this much closer to it than to any key point.",
+    misconception_threshold: float = Field(
+        default=0.74, description="Without a judge: cosine at which a misconception costs its full penalty."
     )
-    holistic_low: float = Field(default=0.35, description="Without a judge: whole-answer cosine that starts earning holistic credit.")
-    holistic_high: float = Field(default=0.80, description="Without a judge: whole-answer cosine that earns all holistic credit.")
+    misconception_ramp: float = Field(
+        default=0.06, description="Without a judge: below the threshold, the penalty fades to 0 over this width."
+    )
+    misconception_margin: float = Field(
+        default=0.03,
+        description=(
+            "Without a judge: a sentence states a misconception only if it is this much closer to it than to any key "
+            "point."
+        ),
+    )
+    holistic_low: float = Field(
+        default=0.35, description="Without a judge: whole-answer cosine that starts earning holistic credit."
+    )
+    holistic_high: float = Field(
+        default=0.80, description="Without a judge: whole-answer cosine that earns all holistic credit."
+    )
     # both
-    off_topic_margin: float = Field(default=0.05, description="A unit closer to another question's reference by this much is off topic (a flag).")
+    off_topic_margin: float = Field(
+        default=0.05, description="A unit closer to another question's reference by this much is off topic (a flag)."
+    )
     window: int = Field(default=2, ge=1, le=4, description="Sentences per sliding window (1 disables windows).")
     knn_k: int = Field(default=3, ge=1, description="Graded exemplars consulted per answer.")
-    knn_low: float = Field(default=0.60, description="Below this cosine to its nearest exemplar, an answer ignores them.")
+    knn_low: float = Field(
+        default=0.60, description="Below this cosine to its nearest exemplar, an answer ignores them."
+    )
     knn_high: float = Field(default=0.90, description="From this cosine on, the nearest exemplars' grades weigh most.")
-    long_answer_sentences: int = Field(default=12, description="From this many sentences on, off-topic padding costs credit.")
-    language: str = Field(default="en", description="The course's language: answers clearly in another are held for review.")
+    long_answer_sentences: int = Field(
+        default=12, description="From this many sentences on, off-topic padding costs credit."
+    )
+    language: str = Field(
+        default="en", description="The course's language: answers clearly in another are held for review."
+    )
     similarity_decimals: int = 4
 
-    def for_part(self, part: Part) -> "ScoringConfig":
+    def for_part(self, part: Part) -> ScoringConfig:
         if part.scoring is None:
             return self
         overrides = {k: v for k, v in part.scoring.model_dump().items() if v is not None}
@@ -236,7 +296,7 @@ def whole_text(sentences: list[str]) -> str:
 
 
 def answer_clauses(sentences: list[str]) -> list[tuple[int, str]]:
-    """(sentence index, clause) for every clause of a compound sentence (grader.sentences.sentence_clauses)."""
+    """(sentence index, clause) for every clause of a compound sentence (grader.written.sentences.sentence_clauses)."""
     return [(i, c) for i, s in enumerate(sentences) for c in sentence_clauses(s)]
 
 
@@ -247,7 +307,7 @@ def texts_to_encode(text: str, window: int = 2) -> list[str]:
 
 
 def build_indexes(
-    rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | None = None, judge: "Judge | None" = None
+    rubrics: RubricSet, encoder: Encoder, config: ScoringConfig | None = None, judge: Judge | None = None
 ) -> dict[str, PartIndex]:
     """Embed every rubric text once and prepare each written part; exemplars fit the calibrations."""
     config = config or ScoringConfig()
@@ -286,7 +346,7 @@ def build_indexes(
     return indexes
 
 
-def _fit_exemplars(index: PartIndex, encoder: Encoder, judge: "Judge | None") -> None:
+def _fit_exemplars(index: PartIndex, encoder: Encoder, judge: Judge | None) -> None:
     exemplars = index.part.exemplars
     wholes = [whole_text(answer_sentences(ex.answer)) for ex in exemplars]
     usable = [i for i, w in enumerate(wholes) if w]
@@ -328,8 +388,17 @@ def _empty_key_points(part: Part) -> list[KeyPointResult]:
 
 def _held(index: PartIndex, sentences: list[str], reason: str, flag: str, language: str | None = None) -> Assessment:
     return Assessment(
-        index.part_id, 0.0, _empty_key_points(index.part), [], confidence=0.0, warnings=[reason], flags={flag},
-        n_sentences=len(sentences), held_for_review=reason, whole=whole_text(sentences), language=language,
+        index.part_id,
+        0.0,
+        _empty_key_points(index.part),
+        [],
+        confidence=0.0,
+        warnings=[reason],
+        flags={flag},
+        n_sentences=len(sentences),
+        held_for_review=reason,
+        whole=whole_text(sentences),
+        language=language,
     )
 
 
@@ -368,8 +437,15 @@ def _read(index: PartIndex, sentences: list[str], encoder: Encoder) -> _Reading:
 
 def _blocked(reading: _Reading, u: int) -> list[str]:
     unit = reading.units[u]
-    return [name for name, on in (("keyword_list", unit.keyword_list), ("copies_question", unit.copies_question),
-                                  ("off_topic", bool(reading.off_topic[u]))) if on]
+    return [
+        name
+        for name, on in (
+            ("keyword_list", unit.keyword_list),
+            ("copies_question", unit.copies_question),
+            ("off_topic", bool(reading.off_topic[u])),
+        )
+        if on
+    ]
 
 
 def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
@@ -378,12 +454,21 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     part = index.part
     sentences = answer_sentences(text)
     if not sentences:
-        return Assessment(index.part_id, 0.0, _empty_key_points(part), [], confidence=1.0, n_sentences=0,
-                          flags={"no_answer"} if text.strip() else set())
+        return Assessment(
+            index.part_id,
+            0.0,
+            _empty_key_points(part),
+            [],
+            confidence=1.0,
+            n_sentences=0,
+            flags={"no_answer"} if text.strip() else set(),
+        )
     language = detect_language(whole_text(sentences), cfg.language)
     if language is not None:
-        reason = (f"this answer appears to be written in {language.name}; the grader reads {cfg.language!r} answers "
-                  "only, so it is held for a TA to grade")
+        reason = (
+            f"this answer appears to be written in {language.name}; the grader reads {cfg.language!r} answers "
+            "only, so it is held for a TA to grade"
+        )
         return _held(index, sentences, reason, "other_language", language.code)
     reading = _read(index, sentences, encoder)
     units = reading.units
@@ -399,21 +484,38 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
         sim = float(best[u_best]) if u_best >= 0 else 0.0
         credit = _ramp(sim, cfg.match_low, cfg.match_high)
         u_any = int(np.argmax(best))
-        flags = _blocked(reading, u_any) if float(best[u_any]) > sim and _ramp(float(best[u_any]), cfg.match_low, cfg.match_high) > credit else []
+        flags = (
+            _blocked(reading, u_any)
+            if float(best[u_any]) > sim and _ramp(float(best[u_any]), cfg.match_low, cfg.match_high) > credit
+            else []
+        )
         confidences.append(min(1.0, abs(sim - mid) / ((cfg.match_high - cfg.match_low) / 2)))
-        kp_results.append(KeyPointResult(
-            id=kp.id or "", label=kp.label, max_points=kp.points, points=round(kp.points * credit, 3),
-            similarity=round(sim if u_best >= 0 else float(best[u_any]), 4), matched=credit >= 0.5,
-            evidence=units[u_best].text if credit > 0 else None, flags=flags,
-        ))
+        kp_results.append(
+            KeyPointResult(
+                id=kp.id or "",
+                label=kp.label,
+                max_points=kp.points,
+                points=round(kp.points * credit, 3),
+                similarity=round(sim if u_best >= 0 else float(best[u_any]), 4),
+                matched=credit >= 0.5,
+                evidence=units[u_best].text if credit > 0 else None,
+                flags=flags,
+            )
+        )
     mis_results = _similar_misconceptions(index, reading)
     denials = _lexical_denials(index, reading) if cfg.lexical_denial else {}
     assessment = Assessment(
-        part_id=index.part_id, raw_score=0.0, key_points=kp_results, misconceptions=mis_results,
+        part_id=index.part_id,
+        raw_score=0.0,
+        key_points=kp_results,
+        misconceptions=mis_results,
         confidence=float(np.average(confidences, weights=[kp.points for kp in part.key_points])),
-        n_sentences=n, units=[u.text for u in units], whole=whole_text(sentences),
+        n_sentences=n,
+        units=[u.text for u in units],
+        whole=whole_text(sentences),
         holistic=round(float(reading.answer_vector @ index.reference_vector), cfg.similarity_decimals)
-        if index.reference_vector is not None else 0.0,
+        if index.reference_vector is not None
+        else 0.0,
         lexical_denials=denials,
     )
     _answer_flags(index, reading, assessment)
@@ -451,15 +553,25 @@ def _similar_misconceptions(index: PartIndex, reading: _Reading) -> list[Misconc
     kp_best = np.max(np.concatenate(reading.kp_sims, axis=1), axis=1)
     for mis, sims in zip(index.part.misconceptions, reading.mis_sims):
         best = sims.max(axis=1)
-        candidates = [u for u in range(reading.n_sentences)
-                      if not _blocked(reading, u) and best[u] >= kp_best[u] + cfg.misconception_margin]
+        candidates = [
+            u
+            for u in range(reading.n_sentences)
+            if not _blocked(reading, u) and best[u] >= kp_best[u] + cfg.misconception_margin
+        ]
         if not candidates:
             continue
         u = max(candidates, key=lambda i: best[i])
         cost = _ramp(float(best[u]), cfg.misconception_threshold - cfg.misconception_ramp, cfg.misconception_threshold)
         if cost > 0:
-            out.append(MisconceptionResult(id=mis.id or "", label=mis.label, penalty=round(mis.penalty * cost, 3),
-                                           similarity=round(float(best[u]), 4), evidence=reading.units[u].text))
+            out.append(
+                MisconceptionResult(
+                    id=mis.id or "",
+                    label=mis.label,
+                    penalty=round(mis.penalty * cost, 3),
+                    similarity=round(float(best[u]), 4),
+                    evidence=reading.units[u].text,
+                )
+            )
     return out
 
 
@@ -468,18 +580,24 @@ def _answer_flags(index: PartIndex, reading: _Reading, assessment: Assessment) -
     cfg = index.config
     n = reading.n_sentences
     units = reading.units
-    relevant = [i for i in range(n) if reading.own_best[i] >= cfg.match_low and not reading.off_topic[i]
-                and not units[i].keyword_list]
+    relevant = [
+        i
+        for i in range(n)
+        if reading.own_best[i] >= cfg.match_low and not reading.off_topic[i] and not units[i].keyword_list
+    ]
     if n >= cfg.long_answer_sentences and len(relevant) / n < 0.5:
         assessment.padding = 0.5 + len(relevant) / n
         assessment.warnings.append(
-            f"long answer: {n} sentences, of which {len(relevant)} address this part; credit scaled by {assessment.padding:.2f}"
+            f"long answer: {n} sentences, of which {len(relevant)} address this part; credit scaled by "
+            f"{assessment.padding:.2f}"
         )
         assessment.flags.add("padding")
     if reading.off_topic[:n].mean() >= 0.5:
         owners = [index.other_owner[int(reading.other_arg[i])] for i in range(n) if reading.off_topic[i]]
         assessment.off_topic_question = max(set(owners), key=owners.count)
-        assessment.warnings.append(f"most of this answer matches {assessment.off_topic_question} rather than {index.part_id}")
+        assessment.warnings.append(
+            f"most of this answer matches {assessment.off_topic_question} rather than {index.part_id}"
+        )
         assessment.flags.add("off_topic")
     if sum(u.keyword_list for u in units[:n]) >= max(1, n / 2):
         assessment.warnings.append("the answer is mostly a list of terms without explanation")
@@ -499,12 +617,19 @@ def _judge_items(index: PartIndex, reading: _Reading, sentences: list[str]) -> l
     """
     cfg = index.config
     items: list[JudgeItem] = []
-    whole_ok = 0 < len(sentences) <= cfg.whole_answer_units and len(reading.units) > 1 and not any(
-        _blocked(reading, u) for u in range(reading.n_sentences))
+    whole_ok = (
+        0 < len(sentences) <= cfg.whole_answer_units
+        and len(reading.units) > 1
+        and not any(_blocked(reading, u) for u in range(reading.n_sentences))
+    )
     for kind, groups, sims_list, pool in (
         ("kp", index.key_points, reading.kp_sims, range(len(reading.units))),
-        ("mis", index.misconceptions, reading.mis_sims,
-         [u for u, unit in enumerate(reading.units) if len(unit.members) == 1]),
+        (
+            "mis",
+            index.misconceptions,
+            reading.mis_sims,
+            [u for u, unit in enumerate(reading.units) if len(unit.members) == 1],
+        ),
     ):
         for k, (group, sims) in enumerate(zip(groups, sims_list)):
             best = sims.max(axis=1)
@@ -539,7 +664,7 @@ def _unit_text(assessment: Assessment, unit: int) -> str:
     return assessment.whole if unit < 0 else assessment.units[unit]
 
 
-def judged(index: PartIndex, assessment: Assessment, judge: "Judge | None") -> Assessment:
+def judged(index: PartIndex, assessment: Assessment, judge: Judge | None) -> Assessment:
     """The assessment decided by the judge, when there is one."""
     if judge is None or not assessment.judge_items:
         return assessment
@@ -557,8 +682,9 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
     key_points: list[KeyPointResult] = []
     certainties: list[float] = []
     for k, (kp, old) in enumerate(zip(part.key_points, assessment.key_points)):
-        result, certainty = _decide_key_point(cfg, kp.points, old, by_target.get(("kp", k), []), assessment,
-                                              assessment.lexical_denials.get(k))
+        result, certainty = _decide_key_point(
+            cfg, kp.points, old, by_target.get(("kp", k), []), assessment, assessment.lexical_denials.get(k)
+        )
         key_points.append(result)
         certainties.append(certainty)
         for item, p in by_target.get(("kp", k), []):
@@ -568,8 +694,14 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
     p_whole = max((p for _, p in whole), key=lambda p: p[0]) if whole else np.array([0.0, 1.0, 0.0])
     denied = sum(kp.points for kp, r in zip(part.key_points, key_points) if DENIED & set(r.flags))
     gate = assessment.gate * (1.0 - denied / part.max_points)
-    out = replace(assessment, key_points=key_points, misconceptions=misconceptions, judged=True,
-                  flags=assessment.flags | {f for r in key_points for f in r.flags if f in DENIED}, gate=gate)
+    out = replace(
+        assessment,
+        key_points=key_points,
+        misconceptions=misconceptions,
+        judged=True,
+        flags=assessment.flags | {f for r in key_points for f in r.flags if f in DENIED},
+        gate=gate,
+    )
     if assessment.gate > 0:  # exemplars cannot vouch for what the judge found denied either
         out.neighbour_weight = round(assessment.neighbour_weight * gate / assessment.gate, 4)
     settled = _settle(index, out, holistic_credit=float(p_whole[0]))
@@ -591,9 +723,14 @@ def _unit_readings(evidence: list[tuple[JudgeItem, np.ndarray]]) -> list[tuple[i
     return [(u, float(max(p[0] for p in ps)), float(ps[0][2])) for u, ps in by_unit.items()]
 
 
-def _decide_key_point(cfg: ScoringConfig, points: float, old: KeyPointResult,
-                      evidence: list[tuple[JudgeItem, np.ndarray]], assessment: Assessment,
-                      lexical_denial: int | None = None) -> tuple[KeyPointResult, float]:
+def _decide_key_point(
+    cfg: ScoringConfig,
+    points: float,
+    old: KeyPointResult,
+    evidence: list[tuple[JudgeItem, np.ndarray]],
+    assessment: Assessment,
+    lexical_denial: int | None = None,
+) -> tuple[KeyPointResult, float]:
     """Credit from the unit that most clearly entails the point; nothing if a unit denies it."""
     sim_credit = old.points / points if points else 0.0
     readings = _unit_readings(evidence) or [(-1, 0.0, 0.0)]
@@ -603,22 +740,33 @@ def _decide_key_point(cfg: ScoringConfig, points: float, old: KeyPointResult,
     judge_credit = _ramp(entail, cfg.entail_low, cfg.entail_high)
     credit = max(judge_credit, cfg.similarity_weight * sim_credit)
     flags: list[str] = []
-    quote = (_unit_text(assessment, u_entail) if judge_credit >= cfg.similarity_weight * sim_credit else old.evidence) if credit > 0 else None
+    quote = (
+        (_unit_text(assessment, u_entail) if judge_credit >= cfg.similarity_weight * sim_credit else old.evidence)
+        if credit > 0
+        else None
+    )
     u_deny = max(denials, key=lambda r: (r[2], -r[0]))[0] if denials else lexical_denial
     if u_deny is not None:
         flags = ["contradicts"] if entail < cfg.entail_high else ["hedged"]  # hedged: another unit states it
         credit, quote = 0.0, _unit_text(assessment, u_deny)
     decisive = max(entail, contradiction)
     certainty = abs(2 * decisive - 1) if not flags else max(entail, contradiction)
-    result = old.model_copy(update={
-        "points": round(points * credit, 3), "matched": credit >= 0.5, "evidence": quote, "flags": flags,
-        "entailment": round(entail, 4), "contradiction": round(contradiction, 4),
-    })
+    result = old.model_copy(
+        update={
+            "points": round(points * credit, 3),
+            "matched": credit >= 0.5,
+            "evidence": quote,
+            "flags": flags,
+            "entailment": round(entail, 4),
+            "contradiction": round(contradiction, 4),
+        }
+    )
     return result, certainty
 
 
-def _judged_misconceptions(cfg: ScoringConfig, part: Part, by_target: dict, assessment: Assessment,
-                           entailed_units: dict[int, float]) -> list[MisconceptionResult]:
+def _judged_misconceptions(
+    cfg: ScoringConfig, part: Part, by_target: dict, assessment: Assessment, entailed_units: dict[int, float]
+) -> list[MisconceptionResult]:
     """A unit that entails a misconception (more than it entails any key point) costs its penalty."""
     out: list[MisconceptionResult] = []
     for m, mis in enumerate(part.misconceptions):
@@ -630,9 +778,16 @@ def _judged_misconceptions(cfg: ScoringConfig, part: Part, by_target: dict, asse
             continue
         cost = _ramp(float(p[0]), cfg.misconception_low, cfg.misconception_high)
         if cost > 0:
-            out.append(MisconceptionResult(id=mis.id or "", label=mis.label, penalty=round(mis.penalty * cost, 3),
-                                           similarity=round(item.similarity, 4), evidence=_unit_text(assessment, item.unit),
-                                           entailment=round(float(p[0]), 4)))
+            out.append(
+                MisconceptionResult(
+                    id=mis.id or "",
+                    label=mis.label,
+                    penalty=round(mis.penalty * cost, 3),
+                    similarity=round(item.similarity, 4),
+                    evidence=_unit_text(assessment, item.unit),
+                    entailment=round(float(p[0]), 4),
+                )
+            )
     return out
 
 
@@ -688,8 +843,11 @@ def final_points(index: PartIndex, assessment: Assessment) -> tuple[float, bool]
         w = assessment.neighbour_weight
         fraction = (1 - w) * fraction + w * assessment.neighbours
         used = True
-    complete = (assessment.key_points and all(r.points >= r.max_points - 1e-9 for r in assessment.key_points)
-                and not assessment.misconceptions)
+    complete = (
+        assessment.key_points
+        and all(r.points >= r.max_points - 1e-9 for r in assessment.key_points)
+        and not assessment.misconceptions
+    )
     if complete:
         fraction = max(fraction, COMPLETE * assessment.raw_score)
     return round(float(np.clip(fraction, 0, 1)) * max_points, 2), used
@@ -704,6 +862,17 @@ def all_answer_texts(answers: Iterable[str], window: int = 2) -> list[str]:
 
 
 __all__ = [
-    "Assessment", "JudgeItem", "PartIndex", "ScoringConfig", "all_answer_texts", "apply_judge", "assess",
-    "background_sentences", "build_indexes", "final_points", "judge_pairs", "judged", "part_prompt",
+    "Assessment",
+    "JudgeItem",
+    "PartIndex",
+    "ScoringConfig",
+    "all_answer_texts",
+    "apply_judge",
+    "assess",
+    "background_sentences",
+    "build_indexes",
+    "final_points",
+    "judge_pairs",
+    "judged",
+    "part_prompt",
 ]

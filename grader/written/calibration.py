@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from scipy.stats import kendalltau
 
+
 class Calibration(BaseModel):
     """A monotone piecewise-linear map from raw score to fraction of max points, applied with a trust weight."""
 
@@ -27,7 +28,8 @@ class Calibration(BaseModel):
     ys: list[float]
     n_exemplars: int
     trust: float = Field(
-        ge=0, le=1,
+        ge=0,
+        le=1,
         description="How far the map moves a raw score: n/(n+2) times the rank agreement (Kendall tau, "
         "floored at 0) between the scorer's raw scores and the TA's grades on the exemplars.",
     )

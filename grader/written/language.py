@@ -58,7 +58,15 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
         "mais menos muito do da dos das ao".split()
     ),
 }
-NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "nl": "Dutch", "pt": "Portuguese"}
+NAMES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "nl": "Dutch",
+    "pt": "Portuguese",
+}
 MIN_FUNCTION_WORDS = 3
 """Fewer function words than this (of any language) decide nothing: the answer stays in the course language."""
 
