@@ -8,7 +8,7 @@ process (one encoder; every text is embedded once). Prints a Markdown table
 `grader eval` command that reproduces each row. Thresholds and the baseline's line
 are fitted on each dataset's train split; nothing is tuned on a test split.
 
-    python benchmarks/agreement.py ../shared/datasets [--only saf] [--limit N] [--seed S]
+    python benchmarks/agreement.py DATASETS_DIR [--only saf] [--limit N] [--seed S]
         [--keypoints sentences|whole] [--config '{"match_low": 0.35}'] [--json-out results.json]
 
 The datasets are not part of the repository: pass the directory that holds
