@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.written.embedding import Encoder
 from grader.ray_backend import LOCAL_HEAD_ENV
 from grader.rubric import RubricSet, load_rubric_dir
+from grader.written.embedding import Encoder
 
 # The CLI caches embeddings under ~/.cache/grader by default; tests keep theirs private.
 os.environ["GRADER_CACHE_DIR"] = tempfile.mkdtemp(prefix="grader-test-cache-")
@@ -37,8 +37,8 @@ def encoder() -> Encoder:
 @pytest.fixture(scope="session")
 def judge():
     """The default cross-encoder judge, loaded once for the whole session."""
-    from grader.written.judge import DEFAULT_NAME
     from grader.pipeline import load_judge
+    from grader.written.judge import DEFAULT_NAME
 
     return load_judge(DEFAULT_NAME)
 

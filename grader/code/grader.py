@@ -55,11 +55,15 @@ def _dict_at(event: dict, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _failed_case(case: CodeCase, reason: str, code: str, **details: Any) -> CodeCaseResult:
+    """A case that earns nothing, with why (`details`: the stderr tail, the case's time)."""
+    return CodeCaseResult(
+        name=case.name, points=0.0, max_points=case.points, passed=False, reason=reason, reason_code=code, **details
+    )
+
+
 def _not_run_cases(spec: CodeSpec, reason: str, code: str) -> list[CodeCaseResult]:
-    return [
-        CodeCaseResult(name=c.name, points=0.0, max_points=c.points, passed=False, reason=reason, reason_code=code)
-        for c in spec.cases
-    ]
+    return [_failed_case(c, reason, code) for c in spec.cases]
 
 
 class CodeGrader:
@@ -410,45 +414,15 @@ class CodeGrader:
                 if stopped is None:
                     stopped = c.name
                     code, msg = self._stop_reason(run, spec, preps)
-                    cases.append(
-                        CodeCaseResult(
-                            name=c.name,
-                            points=0.0,
-                            max_points=c.points,
-                            passed=False,
-                            reason=msg,
-                            reason_code=code,
-                            stderr_tail=run.stderr_tail or None,
-                        )
-                    )
+                    cases.append(_failed_case(c, msg, code, stderr_tail=run.stderr_tail or None))
                 else:
-                    cases.append(
-                        CodeCaseResult(
-                            name=c.name,
-                            points=0.0,
-                            max_points=c.points,
-                            passed=False,
-                            reason=f"not run: stopped in case {stopped}",
-                            reason_code="not_run",
-                        )
-                    )
+                    cases.append(_failed_case(c, f"not run: stopped in case {stopped}", "not_run"))
                 continue
             time_s = round(run.cases_s[k], 6) if k < len(run.cases_s) else None
             if not ev.get("ok"):
                 exc = _dict_at(ev, "exc")
                 code, msg = words.exception_reason(exc, src, spec)
-                cases.append(
-                    CodeCaseResult(
-                        name=c.name,
-                        points=0.0,
-                        max_points=c.points,
-                        passed=False,
-                        reason=msg,
-                        reason_code=code,
-                        stderr_tail=words.exc_text(exc, src),
-                        time_s=time_s,
-                    )
-                )
+                cases.append(_failed_case(c, msg, code, stderr_tail=words.exc_text(exc, src), time_s=time_s))
                 continue
             cases.append(self._verdict(ev, prep, spec, run, stats, time_s))
         return cases, stats
