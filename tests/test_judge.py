@@ -145,3 +145,13 @@ def test_a_wrong_base_is_rejected(tmp_path: Path) -> None:
     (fake_base / "model.safetensors").write_bytes(b"not the weights the judge was trained on")
     with pytest.raises(BaseMismatch):
         Judge.load(ARTIFACT, base_dir=fake_base)
+
+
+@needs_artifact
+def test_graders_in_one_process_share_one_loaded_judge(judge: Judge, rubrics) -> None:
+    from grader.pipeline import GradeOptions, Grader
+    from grader.written import load_judge
+
+    assert load_judge(NAME) is judge  # the session's judge: no second load, no second memo
+    with Grader(rubrics, GradeOptions(run_code=False)) as grader:
+        assert grader.judge is judge

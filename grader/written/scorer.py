@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from grader.written.judge import Judge
 
 
-@lru_cache(maxsize=4)
 def load_judge(name: str, device: str | None = None) -> Judge:
     """The judge named by `name` (a model shipped with grader, or a path), loaded offline (on `device`, if given).
 
@@ -46,6 +45,14 @@ def load_judge(name: str, device: str | None = None) -> Judge:
     the process (a review session's regrades, the command line called as a library) shares its
     memo of judged pairs instead of loading the weights and judging the same pairs again.
     """
+    from grader.written.embedding import default_device
+
+    return _loaded_judge(name, device or default_device())
+
+
+@lru_cache(maxsize=4)
+def _loaded_judge(name: str, device: str) -> Judge:
+    """The cache behind load_judge, keyed on the resolved device (None and "cpu" are one judge on a CPU)."""
     from grader.written.judge import Judge
 
     return Judge.load(name, device=device)
