@@ -10,6 +10,11 @@ are fitted on each dataset's train split; nothing is tuned on a test split.
 
     python benchmarks/agreement.py DATASETS_DIR [--only saf] [--limit N] [--seed S]
         [--keypoints sentences|whole] [--config '{"match_low": 0.35}'] [--json-out results.json]
+        [--cache DIR] [--predictions DIR]
+
+--cache keeps the vectors and the judge's probabilities in a SQLite cache (grader.cache), so a
+re-run after a change to the scorer (not to the models) re-scores every answer in minutes.
+--predictions writes one CSV per run (`grader eval --predictions`).
 
 The datasets are not part of the repository: pass the directory that holds
 scientsbank_2way.csv, beetle_2way.csv and saf_en_v2.csv.
@@ -24,7 +29,9 @@ import sys
 import time
 from pathlib import Path
 
+from grader.cache import Cache
 from grader.evaluation import EvalResult, EvalSession, evaluate, load_dataset
+from grader.evaluation.run import write_predictions
 from grader.pipeline import load_judge
 from grader.written.embedding import Encoder
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
@@ -85,12 +92,20 @@ def main() -> None:
     parser.add_argument("--judge", default=DEFAULT_JUDGE, help="Cross-encoder judge for the grader (default: %(default)s).")
     parser.add_argument("--no-judge", action="store_true", help="Similarity only, no judge.")
     parser.add_argument("--exemplars", default=",".join(map(str, EXEMPLARS)), help="Comma list of exemplar counts.")
+    parser.add_argument("--cache", type=Path, default=None, help="SQLite cache of vectors and judge probabilities.")
+    parser.add_argument("--predictions", type=Path, default=None, help="Directory for one predictions CSV per run.")
     args = parser.parse_args()
     counts = [int(k) for k in args.exemplars.split(",")]
 
     started = time.perf_counter()
     judge = None if args.no_judge else load_judge(args.judge)
-    session = EvalSession(Encoder(args.model, int8=args.int8), ScoringConfig(**json.loads(args.config)), judge)
+    cache = Cache(args.cache) if args.cache else None
+    if judge is not None:
+        judge.store = cache
+    encoder = Encoder(args.model, int8=args.int8, cache=cache)
+    session = EvalSession(encoder, ScoringConfig(**json.loads(args.config)), judge)
+    if args.predictions:
+        args.predictions.mkdir(parents=True, exist_ok=True)
     results: list[tuple[str, Path, EvalResult]] = []
     for name, filename, splits in RUNS:
         if args.only and name not in args.only:
@@ -102,10 +117,12 @@ def main() -> None:
         for split in splits:
             for k in counts:
                 t0 = time.perf_counter()
-                result = evaluate(
+                result, predictions = evaluate(
                     dataset, split=split, exemplars=k, seed=args.seed, keypoints=args.keypoints,
-                    limit=args.limit, session=session,
+                    limit=args.limit, session=session, return_predictions=True,
                 )
+                if args.predictions:
+                    write_predictions(predictions, args.predictions / f"{name}_{split}_{k}.csv")
                 results.append((name, path, result))
                 print(f"[{time.perf_counter() - t0:6.1f} s] {name} {split} exemplars={k} n={result.n}", file=sys.stderr)
 

@@ -5,7 +5,10 @@ negated, off-topic, keyword lists, placeholders, other languages ...), how many 
 inside the range a careful TA would give, with the raw score and with exemplar calibration. An
 entry with ``expect_flag`` (e.g. other_language) is in range only when the part carries that flag.
 
-    python benchmarks/labelled.py [--model PATH_OR_NAME] [--verbose] [--json]
+    python benchmarks/labelled.py [--model PATH_OR_NAME] [--verbose] [--json] [--cache DIR]
+
+--cache keeps vectors and the judge's probabilities on disk (grader.cache): a re-run after a change
+to the scorer, not to the models, takes seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from grader.cache import Cache
 from grader.pipeline import load_judge
 from grader.rubric import load_rubric_dir
 from grader.written.embedding import Encoder
@@ -36,11 +40,15 @@ def main() -> None:
     parser.add_argument("--no-judge", action="store_true", help="Similarity only, no judge.")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cache", type=Path, default=None, help="SQLite cache of vectors and judge probabilities.")
     args = parser.parse_args()
 
     rubrics = load_rubric_dir(args.rubrics)
-    encoder = Encoder(args.model)
+    cache = Cache(args.cache) if args.cache else None
+    encoder = Encoder(args.model, cache=cache)
     judge = None if args.no_judge else load_judge(args.judge)
+    if judge is not None:
+        judge.store = cache
     indexes = build_indexes(rubrics, encoder, ScoringConfig(**json.loads(args.config)), judge)
     items = yaml.safe_load(args.data.read_text())
     encoder.prime(all_answer_texts(item["answer"] for item in items))

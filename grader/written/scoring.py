@@ -146,6 +146,11 @@ class ScoringConfig(BaseModel):
     off_topic_margin: float = Field(
         default=0.05, description="A unit closer to another question's reference by this much is off topic (a flag)."
     )
+    distinct_topic: float = Field(
+        default=0.50,
+        description="Another question's reference sentence counts for the off-topic test only while its cosine with "
+        "every text of this part stays below this: an answer close to a question on the same topic is not off topic.",
+    )
     window: int = Field(default=2, ge=1, le=4, description="Sentences per sliding window (1 disables windows).")
     knn_k: int = Field(default=3, ge=1, description="Graded exemplars consulted per answer.")
     knn_low: float = Field(
@@ -321,6 +326,10 @@ def build_indexes(
 
     indexes: dict[str, PartIndex] = {}
     for rubric, part in written:
+        part_config = config.for_part(part)
+        key_points = [group(kp) for kp in part.key_points]
+        misconceptions = [group(m) for m in part.misconceptions]
+        own = np.concatenate([g.vectors for g in key_points + misconceptions] + [encoder.encode(background_sentences(part))])
         other_texts: list[str] = []
         other_owner: list[str] = []
         for other_rubric, other_part in written:
@@ -329,16 +338,21 @@ def build_indexes(
             for t in background_sentences(other_part):
                 other_texts.append(t)
                 other_owner.append(other_rubric.qualified(other_part))
+        other_vectors = encoder.encode(other_texts)
+        if len(other_texts) and own.size:  # the off-topic test contrasts with other topics only
+            distinct = np.max(other_vectors @ own.T, axis=1) < part_config.distinct_topic
+            other_vectors = other_vectors[distinct]
+            other_owner = [o for o, keep in zip(other_owner, distinct) if keep]
         indexes[rubric.qualified(part)] = PartIndex(
             part_id=rubric.qualified(part),
             rubric=rubric,
             part=part,
             prompt=part_prompt(rubric, part),
-            key_points=[group(kp) for kp in part.key_points],
-            misconceptions=[group(m) for m in part.misconceptions],
-            other_vectors=encoder.encode(other_texts),
+            key_points=key_points,
+            misconceptions=misconceptions,
+            other_vectors=other_vectors,
             other_owner=other_owner,
-            config=config.for_part(part),
+            config=part_config,
             reference_vector=encoder.encode([part.reference_answer])[0],
         )
     for index in indexes.values():
