@@ -329,7 +329,9 @@ def build_indexes(
         part_config = config.for_part(part)
         key_points = [group(kp) for kp in part.key_points]
         misconceptions = [group(m) for m in part.misconceptions]
-        own = np.concatenate([g.vectors for g in key_points + misconceptions] + [encoder.encode(background_sentences(part))])
+        own = np.concatenate(
+            [g.vectors for g in key_points + misconceptions] + [encoder.encode(background_sentences(part))]
+        )
         other_texts: list[str] = []
         other_owner: list[str] = []
         for other_rubric, other_part in written:
