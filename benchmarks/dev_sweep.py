@@ -1,0 +1,85 @@
+"""Choose a scorer setting where nothing was tuned: on the train questions held out of the judge's training.
+
+The shipped judge was trained with `--dev-fraction 0.2` (training/judge_data.py, `split_dev`): a
+seeded fifth of each dataset's train questions never reached it. This script grades those
+questions' answers (the "dev" rows) under each setting of a grid, fitting the 2-way threshold or
+the points line on the other train questions' answers, as `grader eval` fits them on the train
+split. Test splits are never read. Pick a setting here, then confirm it on the test splits with
+benchmarks/agreement.py.
+
+    python benchmarks/dev_sweep.py DATASETS_DIR --grid '{"distinct_topic": [1.01, 0.6, 0.5, 0.4]}' \
+        [--only scientsbank,beetle] [--cache DIR] [--exemplars 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "training"))
+
+from judge_data import read_rows, split_dev  # noqa: E402
+
+from grader.cache import Cache  # noqa: E402
+from grader.evaluation import EvalSession, evaluate, load_dataset  # noqa: E402
+from grader.evaluation.dataset import Dataset  # noqa: E402
+from grader.pipeline import load_judge  # noqa: E402
+from grader.written.embedding import Encoder  # noqa: E402
+from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE  # noqa: E402
+from grader.written.scoring import ScoringConfig  # noqa: E402
+
+FILES = {"scientsbank": "scientsbank_2way.csv", "beetle": "beetle_2way.csv", "saf": "saf_en_v2.csv"}
+
+
+def dev_dataset(datasets: Path, name: str, held: set[str]) -> Dataset:
+    """The dataset's train split only, its held-out questions renamed "dev" and the rest kept as "train"."""
+    ds = load_dataset(datasets / FILES[name])
+    train = ds.train_split
+    rows = [
+        replace(r, split="dev" if f"{name}:{r.question_id}" in held else "train") for r in ds.rows if r.split == train
+    ]
+    return Dataset(path=ds.path, rows=rows, task=ds.task, splits=["train", "dev"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", type=Path)
+    parser.add_argument("--grid", default="{}", help="JSON: ScoringConfig field -> list of values.")
+    parser.add_argument("--only", default="scientsbank,beetle,saf")
+    parser.add_argument("--exemplars", type=int, default=0)
+    parser.add_argument("--dev-fraction", type=float, default=0.2, help="As the judge was trained (its meta file).")
+    parser.add_argument("--judge", default=DEFAULT_JUDGE)
+    parser.add_argument("--cache", type=Path, default=None, help="SQLite cache of vectors and judge probabilities.")
+    args = parser.parse_args()
+
+    rows, _ = read_rows(args.datasets)
+    held = {r.question_id for r in split_dev(rows, args.dev_fraction, 0)[1]}
+    data = {name: dev_dataset(args.datasets, name, held) for name in args.only.split(",")}
+    cache = Cache(args.cache) if args.cache else None
+    judge = load_judge(args.judge)
+    judge.store = cache
+    encoder = Encoder(cache=cache)
+    grid = json.loads(args.grid)
+    for values in itertools.product(*grid.values()):
+        setting = dict(zip(grid, values))
+        t0 = time.perf_counter()
+        session = EvalSession(encoder, ScoringConfig(**setting), judge)
+        cells = []
+        for name, dataset in data.items():
+            result = evaluate(dataset, split="dev", exemplars=args.exemplars, session=session)
+            metric = "accuracy" if result.task == "2way" else "pearson"
+            grader, baseline = result.metrics["grader"], result.metrics["baseline"]
+            cells.append(
+                f"{name} n={result.n} {metric} {getattr(grader, metric):.3f} (baseline {getattr(baseline, metric):.3f})"
+            )
+        print(json.dumps(setting), "|", " | ".join(cells), f"[{time.perf_counter() - t0:.0f} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
