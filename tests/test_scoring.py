@@ -173,3 +173,40 @@ def test_same_input_same_grade(written_grader):
     first = judged(index, assess(index, answer, written_grader.encoder), written_grader.judge)
     again = judged(index, assess(index, answer, written_grader.encoder), written_grader.judge)
     assert first == again
+
+
+def _one_point_rubric(rubric_id: str, question: str, reference: str):
+    from grader.rubric import KeyPoint, Part, Rubric
+
+    point = KeyPoint(id="kp1", label="the point", text=reference, points=1.0)
+    part = Part(id="a", kind="written", prompt=question, max_points=1.0, reference_answer=reference, key_points=[point])
+    return Rubric(id=rubric_id, title=rubric_id, parts=[part])
+
+
+def test_off_topic_means_another_topic_not_a_neighbouring_question(encoder):
+    """Two questions about the same circuit share their words: an answer to one that also names the other's
+    bulb is on topic. An answer about photosynthesis is not, and names the question it belongs to."""
+    from grader.evaluation.dataset import rubric_set
+
+    rubrics = rubric_set(
+        [
+            _one_point_rubric("bulb_a", "Why does bulb A light?", "Bulb A is in a closed path with the battery."),
+            _one_point_rubric(
+                "bulb_c", "Why does bulb C light?", "Bulb C is in a closed path with the battery, through bulb A."
+            ),
+            _one_point_rubric(
+                "leaves",
+                "What do plants need for photosynthesis?",
+                "Plants need sunlight, water and carbon dioxide to make sugar.",
+            ),
+        ]
+    )
+    neighbour = "Bulb C is in a closed path with the battery, through bulb A."
+    elsewhere = "Plants need sunlight, water and carbon dioxide to make sugar."
+    index = build_indexes(rubrics, encoder, ScoringConfig())["bulb_a.a"]
+    assert "off_topic" not in assess(index, neighbour, encoder).flags
+    wrong = assess(index, elsewhere, encoder)
+    assert "off_topic" in wrong.flags and wrong.off_topic_question == "leaves.a"
+    # the test as it was (every other question's sentences count) called the neighbour off topic
+    old = build_indexes(rubrics, encoder, ScoringConfig(distinct_topic=1.01))["bulb_a.a"]
+    assert "off_topic" in assess(old, neighbour, encoder).flags
