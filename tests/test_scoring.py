@@ -29,18 +29,20 @@ FLOORS: dict[str, int] = {
     "good": 18,
     "keyword_list": 12,
     "long_everything": 4,
-    "misconception": 6,
+    "misconception": 5,
     "negation": 9,
     "off_topic": 9,
     "other_language": 6,
-    "paraphrase": 7,
+    "paraphrase": 8,
     "partial": 14,
     "placeholder": 6,
     "pseudo_code": 3,
     "wrong_on_topic": 2,
 }
 """Default grader: answers in the TA's range per category. Measured (benchmarks/labelled.py, docs/benchmarks.md):
-121 of 238; a category with ten or more hits keeps one answer of slack for float rounding across CPUs."""
+121 of 238; a category with ten or more hits keeps one answer of slack for float rounding across CPUs. Since a bare
+"Yes." is no longer off topic, one misconception answer that opens with it is lifted by its nearest exemplar (5, was 6)
+and one more paraphrase lands in range (8, was 7)."""
 NO_JUDGE_FLOORS: dict[str, int] = {
     "bullets_flattened": 5,
     "concise": 8,
@@ -128,7 +130,7 @@ def test_the_judge_tells_right_from_on_topic(labelled, labelled_no_judge):
 def test_reference_answers_earn_most_of_their_points(written_grader):
     """A part's own reference answer, graded as a student's, should earn at least 95% of the part.
 
-    Measured: 12 of 20 parts do, 82% of the points on average. The rest lose a key point to a
+    Measured: 13 of 20 parts do, 83% of the points on average. The rest lose a key point to a
     false denial: a word-level negation mismatch ("a KL divergence is never negative" against
     "non-negative") or the judge reading a contradiction into a sentence that states the point.
     This floor keeps that from getting worse; docs/benchmarks.md lists the parts.
@@ -150,8 +152,9 @@ def test_an_answer_in_another_language_is_held_for_a_ta(written_grader):
     assert any("TA will grade" in line for line in result.feedback)
 
 
-def test_an_untouched_placeholder_is_no_answer(written_grader):
-    (result,) = written_grader.score_answers([("q3.a", "YOUR ANSWER HERE")])
+@pytest.mark.parametrize("placeholder", ["YOUR ANSWER HERE", "_YOUR ANSWER HERE_", "*Your answer here*", "**TODO**"])
+def test_an_untouched_placeholder_is_no_answer(written_grader, placeholder):
+    (result,) = written_grader.score_answers([("q3.a", placeholder)])
     assert result.status == "missing" and result.points == 0 and result.flags == ["no_answer"]
 
 
@@ -207,6 +210,9 @@ def test_off_topic_means_another_topic_not_a_neighbouring_question(encoder):
     assert "off_topic" not in assess(index, neighbour, encoder).flags
     wrong = assess(index, elsewhere, encoder)
     assert "off_topic" in wrong.flags and wrong.off_topic_question == "leaves.a"
+    # a bare answer word has no topic of its own: "Yes." is not off topic, and does not make a two-sentence answer so
+    assert "off_topic" not in assess(index, "Yes. " + neighbour, encoder).flags
+    assert "off_topic" not in assess(index, "Yes.", encoder).flags
     # the test as it was (every other question's sentences count) called the neighbour off topic
     old = build_indexes(rubrics, encoder, ScoringConfig(distinct_topic=1.01))["bulb_a.a"]
     assert "off_topic" in assess(old, neighbour, encoder).flags

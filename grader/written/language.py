@@ -72,9 +72,9 @@ MIN_FUNCTION_WORDS = 3
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _PLACEHOLDERS = re.compile(
-    r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:your answer here|your answer|type your answer here|write your answer here|"
+    r"^\s*(?:#+\s*)?(?:\*\*|__|\*|_)?\s*(?:your answer here|your answer|type your answer here|write your answer here|"
     r"answer here|enter your answer here|double[- ]click (?:here )?to edit|todo|tbd|to do|insert answer here|"
-    r"\.\.\.|…|n/?a|none|-+)\s*[.:!]?\s*(?:\*\*|__)?\s*$",
+    r"\.\.\.|…|n/?a|none|-+)\s*[.:!]?\s*(?:\*\*|__|\*|_)?\s*$",
     re.I,
 )
 _RAISE_PLACEHOLDER = re.compile(r"^\s*raise\s+NotImplementedError\(\s*\)\s*$")

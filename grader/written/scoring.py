@@ -442,7 +442,9 @@ def _read(index: PartIndex, sentences: list[str], encoder: Encoder) -> _Reading:
     own_best = np.max(np.concatenate(kp_sims + mis_sims, axis=1), axis=1)
     if index.other_vectors.size:
         other = vectors @ index.other_vectors.T
-        off_topic = np.max(other, axis=1) > own_best + cfg.off_topic_margin
+        # a unit with fewer than two content words ("Yes.", "Correct.") has no topic to be off
+        topical = np.array([len(lexical.content_stems(u.text)) >= 2 for u in units], dtype=bool)
+        off_topic = (np.max(other, axis=1) > own_best + cfg.off_topic_margin) & topical
         other_arg = np.argmax(other, axis=1)
     else:
         off_topic = np.zeros(len(units), dtype=bool)
@@ -608,7 +610,8 @@ def _answer_flags(index: PartIndex, reading: _Reading, assessment: Assessment) -
             f"{assessment.padding:.2f}"
         )
         assessment.flags.add("padding")
-    if reading.off_topic[:n].mean() >= 0.5:
+    lengths = np.array([max(1, len(lexical.words(units[i].text))) for i in range(n)], dtype=float)
+    if lengths[reading.off_topic[:n]].sum() >= 0.5 * lengths.sum():  # most of its words, not of its sentences
         owners = [index.other_owner[int(reading.other_arg[i])] for i in range(n) if reading.off_topic[i]]
         assessment.off_topic_question = max(set(owners), key=owners.count)
         assessment.warnings.append(
