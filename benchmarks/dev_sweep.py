@@ -24,8 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "training"))
 
-from judge_data import read_rows, split_dev  # noqa: E402
-
 from grader.cache import Cache  # noqa: E402
 from grader.evaluation import EvalSession, evaluate, load_dataset  # noqa: E402
 from grader.evaluation.dataset import Dataset  # noqa: E402
@@ -33,6 +31,8 @@ from grader.pipeline import load_judge  # noqa: E402
 from grader.written.embedding import Encoder  # noqa: E402
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE  # noqa: E402
 from grader.written.scoring import ScoringConfig  # noqa: E402
+
+from judge_data import read_rows, split_dev  # noqa: E402
 
 FILES = {"scientsbank": "scientsbank_2way.csv", "beetle": "beetle_2way.csv", "saf": "saf_en_v2.csv"}
 
