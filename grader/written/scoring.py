@@ -442,8 +442,8 @@ def _read(index: PartIndex, sentences: list[str], encoder: Encoder) -> _Reading:
     own_best = np.max(np.concatenate(kp_sims + mis_sims, axis=1), axis=1)
     if index.other_vectors.size:
         other = vectors @ index.other_vectors.T
-        # a unit with fewer than two content words ("Yes.", "Correct.") has no topic to be off
-        topical = np.array([len(lexical.content_stems(u.text)) >= 2 for u in units], dtype=bool)
+        # a unit without a content word ("Yes.", "No, not at all.") has no topic to be off
+        topical = np.array([bool(lexical.content_stems(u.text)) for u in units], dtype=bool)
         off_topic = (np.max(other, axis=1) > own_best + cfg.off_topic_margin) & topical
         other_arg = np.argmax(other, axis=1)
     else:
