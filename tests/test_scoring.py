@@ -213,6 +213,16 @@ def test_off_topic_means_another_topic_not_a_neighbouring_question(encoder):
     # a bare answer word has no topic of its own: "Yes." is not off topic, and does not make a two-sentence answer so
     assert "off_topic" not in assess(index, "Yes. " + neighbour, encoder).flags
     assert "off_topic" not in assess(index, "Yes.", encoder).flags
+    # an answer is off topic when most of its words are: one short aside in two sentences does not make it so
+    from grader.written.scoring import _read, answer_sentences
+
+    aside = (
+        "Bulb A lights because it sits in a closed path with the battery, so current leaves the battery, flows "
+        "through bulb A and returns to the battery. Plants need sunlight and water."
+    )
+    reading = _read(index, answer_sentences(aside), encoder)
+    assert list(reading.off_topic[: reading.n_sentences]) == [False, True]
+    assert "off_topic" not in assess(index, aside, encoder).flags
     # the test as it was (every other question's sentences count) called the neighbour off topic
     old = build_indexes(rubrics, encoder, ScoringConfig(distinct_topic=1.01))["bulb_a.a"]
     assert "off_topic" in assess(old, neighbour, encoder).flags
