@@ -7,7 +7,8 @@
 Prints students/s on the device (model loading apart), and the largest difference in any part's
 points between the device's grades and the CPU's for the same students, against the goals: 1,000
 students in under 30 s, and no part off by 0.01 of its maximum. The last line is the same as JSON.
-Nothing is cached on disk between the two runs. On a CUDA device the CPU run loads its own models and
+Nothing is cached on disk between the two runs (--cache gives the device run a cache to start from:
+only to check the check, as its time is then not a cold run's). On a CUDA device the CPU run loads its own models and
 judges every pair again; in a check on the CPU alone the second run reuses the first's models and their
 in-memory outputs (one process, as grader itself), so that check tests the plumbing, not the numbers.
 """
@@ -32,14 +33,16 @@ GOAL_FRACTION = 0.01
 """Largest CUDA-vs-CPU difference in a part's points, as a share of the part's maximum."""
 
 
-def grade(sources: list, out: Path, device: str, run_code: bool, code_workers: int) -> dict:
-    """Grade with the default options on `device`; reports by student and where the time went."""
+def grade(
+    sources: list, out: Path, device: str, run_code: bool, code_workers: int, cache_dir: Path | None = None
+) -> dict:
+    """Grade with the default options on `device` (and `cache_dir`, if any); reports by student and where the time went."""
     from grader.batch import run_batch
     from grader.pipeline import GradeOptions, Grader
     from grader.rubric import load_rubric_dir
 
     started = time.perf_counter()
-    options = GradeOptions(device=device, run_code=run_code, code_workers=code_workers)
+    options = GradeOptions(device=device, run_code=run_code, code_workers=code_workers, cache_dir=cache_dir)
     with Grader(load_rubric_dir(RUBRICS), options) as grader:
         setup_s = time.perf_counter() - started
         t0 = time.perf_counter()
@@ -112,6 +115,13 @@ def main() -> None:
         help="Sandbox servers for code parts (default: the cores available).",
     )
     parser.add_argument("--work", type=Path, default=None, help="Working directory (default: a temporary one).")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="A cache the device run starts from and writes (default: none). To check the check only: "
+        "with models' outputs or results in it, the device's time is not a cold run's.",
+    )
     args = parser.parse_args()
     if args.device.startswith("cuda"):
         import torch
@@ -125,7 +135,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="grader-gpu-check-"))
     generate_class(args.students, work / "class", seed=args.students, with_code=not args.no_code)
     sources = sorted(discover([work / "class"])[0], key=lambda s: s.student_id)
-    on_device = grade(sources, work / "out-device", args.device, not args.no_code, args.code_workers)
+    on_device = grade(sources, work / "out-device", args.device, not args.no_code, args.code_workers, args.cache)
     on_cpu = grade(sources[: args.compare], work / "out-cpu", "cpu", not args.no_code, args.code_workers)
     worst = largest_difference(on_device, on_cpu)
     rate = len(sources) / on_device["run_s"] if on_device["run_s"] else 0.0
@@ -137,7 +147,8 @@ def main() -> None:
     )
     print(
         f"{len(sources)} students graded on {args.device} in {on_device['run_s']:.1f} s: {rate:.1f} students/s "
-        f"(model loading {on_device['setup_s']:.1f} s apart; {on_device['graded']} graded)"
+        f"(model loading {on_device['setup_s']:.1f} s apart; {on_device['graded']} graded"
+        + (f"; started from the cache in {args.cache}, not a cold run)" if args.cache else ")")
     )
     print(
         f"{args.device} vs cpu, {len(on_cpu['reports'])} students, {worst['parts_compared']} parts: largest difference "

@@ -25,7 +25,7 @@ from grader.pipeline import load_judge
 from grader.rubric import load_rubric_dir
 from grader.written.embedding import Encoder
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
-from grader.written.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
+from grader.written.scoring import ScoringConfig, assess_answers, build_indexes, final_points
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,11 +51,11 @@ def main() -> None:
         judge.store = cache
     indexes = build_indexes(rubrics, encoder, ScoringConfig(**json.loads(args.config)), judge)
     items = yaml.safe_load(args.data.read_text())
-    encoder.prime(all_answer_texts(item["answer"] for item in items))
+    window = ScoringConfig(**json.loads(args.config)).window
+    assessments = assess_answers(indexes, [(item["part"], item["answer"]) for item in items], encoder, judge, window)
     table: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "raw_ok": 0, "calibrated_ok": 0})
-    for item in items:
+    for item, assessment in zip(items, assessments):
         index = indexes[item["part"]]
-        assessment = judged(index, assess(index, item["answer"], encoder), judge)
         points, _ = final_points(index, assessment)
         low = item["expect"].get("min_fraction", 0.0)
         high = item["expect"].get("max_fraction", 1.0)

@@ -12,15 +12,18 @@ import pytest
 
 from grader.report import PartResult, StudentReport
 
-from .conftest import ROOT
+from .conftest import ROOT, seed_model_outputs
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from gpu_check import largest_difference  # noqa: E402
 
 
 @pytest.mark.slow
-def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
+def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path, written_grader):
     env = {**os.environ, "PYTHON": sys.executable, "GPU_WHEELS": str(tmp_path / "no-wheels")}
+    # the judge's probabilities for the rubrics' exemplars (and whatever else this session judged): the
+    # device run reads them instead of judging every exemplar again; it still encodes and scores every part
+    cache = seed_model_outputs(tmp_path / "cache", written_grader.judge, vectors=False)
     command = [
         "bash",
         str(ROOT / "benchmarks" / "gpu_check.sh"),
@@ -32,6 +35,8 @@ def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
         "--no-code",
         "--work",
         str(tmp_path / "work"),
+        "--cache",
+        str(cache),
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,6 +45,7 @@ def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
     assert summary["worst_parts_compared"] == 2 * 25  # every part of the two students
     assert summary["worst_points"] == 0.0, "the CPU against itself: the same grades"
     assert "students/s" in result.stdout and "largest difference 0 points" in result.stdout
+    assert f"started from the cache in {cache}" in result.stdout
 
 
 def _report(student: str, points: dict[str, float]) -> StudentReport:

@@ -70,21 +70,28 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def ray_grader(cluster, rubrics, tmp_path_factory):
-    """Two actors, each with the models and a sandbox; the driver's cache in a fresh directory."""
-    from grader.ray_backend import RayGrader
-
-    options = GradeOptions(run_code=RUN_CODE, chunk_size=CHUNK, cache_dir=tmp_path_factory.mktemp("ray-cache"))
-    grader = RayGrader(rubrics, options, ClusterOptions(backend="ray", workers=2))
-    yield grader
-    grader.close()
-
-
-@pytest.fixture(scope="module")
 def local_grader(rubrics, encoder, judge):
     """The same options, graded in this process (the session's models, no cache)."""
     with Grader(rubrics, GradeOptions(run_code=RUN_CODE, chunk_size=CHUNK), encoder=encoder, judge=judge) as grader:
         yield grader
+
+
+@pytest.fixture(scope="module")
+def ray_grader(cluster, rubrics, local_grader, tmp_path_factory):
+    """Two actors, each with the models and a sandbox; the driver's cache in a fresh directory.
+
+    The cache starts with the judge's probabilities this session has computed, the rubrics' exemplars
+    among them: each actor reads those through the driver instead of judging every exemplar again
+    while it builds its indexes. No vector and no part result is in it, so the actors still encode
+    and score every answer, and the driver writes all of that.
+    """
+    from grader.ray_backend import RayGrader
+
+    cache_dir = seed_model_outputs(tmp_path_factory.mktemp("ray-cache"), local_grader.judge, vectors=False)
+    options = GradeOptions(run_code=RUN_CODE, chunk_size=CHUNK, cache_dir=cache_dir)
+    grader = RayGrader(rubrics, options, ClusterOptions(backend="ray", workers=2))
+    yield grader
+    grader.close()
 
 
 def test_a_ray_run_gives_the_reports_of_a_local_run(tmp_path, ray_grader, local_grader):

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from grader.feedback import written_feedback
-from grader.written.scoring import ScoringConfig, all_answer_texts, assess, build_indexes, final_points, judged
+from grader.written.scoring import ScoringConfig, assess, assess_answers, build_indexes, final_points, judged
 
 from .conftest import DATA
 
@@ -67,11 +67,10 @@ ScoringConfig.distinct_topic: one long answer and one off-topic answer fewer).""
 def _grade_labelled(indexes, encoder, judge) -> list:
     """(item, assessment, fraction of the part's points, in the TA's range) for every labelled answer."""
     items = yaml.safe_load((DATA / "labelled_answers.yaml").read_text())
-    encoder.prime(all_answer_texts(item["answer"] for item in items))
+    answers = [(item["part"], item["answer"]) for item in items]
     results = []
-    for item in items:
+    for item, assessment in zip(items, assess_answers(indexes, answers, encoder, judge, ScoringConfig().window)):
         index = indexes[item["part"]]
-        assessment = judged(index, assess(index, item["answer"], encoder), judge)
         points, _ = final_points(index, assessment)
         fraction = points / index.part.max_points
         low = item["expect"].get("min_fraction", 0.0)
@@ -135,10 +134,9 @@ def test_reference_answers_earn_most_of_their_points(written_grader):
     "non-negative") or the judge reading a contradiction into a sentence that states the point.
     This floor keeps that from getting worse; docs/benchmarks.md lists the parts.
     """
-    fractions = {}
-    for part_id, index in written_grader.indexes.items():
-        (result,) = written_grader.score_answers([(part_id, index.part.reference_answer)])
-        fractions[part_id] = result.points / index.part.max_points
+    indexes = written_grader.indexes
+    results = written_grader.score_answers([(pid, index.part.reference_answer) for pid, index in indexes.items()])
+    fractions = {pid: r.points / indexes[pid].part.max_points for pid, r in zip(indexes, results)}
     assert sum(f >= 0.95 for f in fractions.values()) >= 12, fractions
     assert sum(fractions.values()) / len(fractions) >= 0.80, fractions
 

@@ -24,6 +24,7 @@ student text first (down to ``MIN_STUDENT_TOKENS``), then the rubric text.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -182,6 +183,8 @@ class Judge:
         self._memo: dict[tuple[str, str], np.ndarray] = {}
         self.forward_pairs = 0
         """How many pairs went through the network (memo and store misses); for tests and accounting."""
+        self.classify_s = 0.0
+        """Seconds spent in classify(): the run's statistics take the share of a batch from it."""
         self.store: Cache | None = None
         """An on-disk cache (set by the scorer that uses this judge): probabilities survive the process."""
 
@@ -235,7 +238,13 @@ class Judge:
         Pairs already judged come from the memo or the store. The rest run sorted by length
         (little padding) in batches; the same pairs give the same numbers.
         """
-        pairs = [(str(r), str(s)) for r, s in pairs]
+        started = time.perf_counter()
+        try:
+            return self._classify([(str(r), str(s)) for r, s in pairs], batch_size)
+        finally:
+            self.classify_s += time.perf_counter() - started
+
+    def _classify(self, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
         todo = sorted({p for p in pairs if p not in self._memo})
         if todo and len(self._memo) > MEMO_LIMIT:  # a long batch: keep memory flat, the store keeps the rest
             self._memo.clear()

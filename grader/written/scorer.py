@@ -24,13 +24,10 @@ from grader.written.embedding import Encoder
 from grader.written.scoring import (
     Assessment,
     PartIndex,
-    all_answer_texts,
-    assess,
+    assess_answers,
     background_sentences,
     build_indexes,
     final_points,
-    judge_pairs,
-    judged,
 )
 
 if TYPE_CHECKING:
@@ -182,18 +179,11 @@ class WrittenScorer:
 
     def score_answers(self, answers: Sequence[tuple[str, str]]) -> list[PartResult]:
         """Score (part id, answer text) pairs: one encode, one batched judge call, then per-answer results."""
-        self.encoder.prime(all_answer_texts((text for _, text in answers), self.options.scoring.window))
-        assessments = [assess(self.indexes[pid], text, self.encoder) for pid, text in answers]
-        if self.judge is not None:  # one batched judge call; judged() then reads the judge's memo
-            t0 = time.perf_counter()
-            self.judge.classify(
-                [p for (pid, _), a in zip(answers, assessments) for p in judge_pairs(self.indexes[pid], a)]
-            )
-            self.stats.judge_s += time.perf_counter() - t0
-        return [
-            part_result(self.indexes[pid], judged(self.indexes[pid], a, self.judge))
-            for (pid, _), a in zip(answers, assessments)
-        ]
+        judge_before = self.judge.classify_s if self.judge is not None else 0.0
+        assessments = assess_answers(self.indexes, answers, self.encoder, self.judge, self.options.scoring.window)
+        if self.judge is not None:
+            self.stats.judge_s += self.judge.classify_s - judge_before
+        return [part_result(self.indexes[pid], a) for (pid, _), a in zip(answers, assessments)]
 
     def close(self) -> None:
         """Unlink the judge from the cache the Grader is about to close (the models stay loaded for reuse)."""
