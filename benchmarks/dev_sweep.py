@@ -77,6 +77,7 @@ def main() -> None:
             grader, baseline = result.metrics["grader"], result.metrics["baseline"]
             cells.append(
                 f"{name} n={result.n} {metric} {getattr(grader, metric):.3f} (baseline {getattr(baseline, metric):.3f})"
+                f" AUROC {grader.confidence_auroc or 0:.3f}"
             )
         print(json.dumps(setting), "|", " | ".join(cells), f"[{time.perf_counter() - t0:.0f} s]", flush=True)
 
