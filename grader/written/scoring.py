@@ -157,13 +157,6 @@ class ScoringConfig(BaseModel):
         default=0.60, description="Below this cosine to its nearest exemplar, an answer ignores them."
     )
     knn_high: float = Field(default=0.90, description="From this cosine on, the nearest exemplars' grades weigh most.")
-    midrange_doubt: float = Field(
-        default=0.0,
-        ge=0,
-        le=1,
-        description="With a judge: confidence falls by up to this share for a raw score halfway up the scale (part "
-        "of the answer found, part not: where a TA's grade most often differs).",
-    )
     long_answer_sentences: int = Field(
         default=12, description="From this many sentences on, off-topic padding costs credit."
     )
@@ -757,7 +750,7 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
         out.neighbour_weight = round(assessment.neighbour_weight * gate / assessment.gate, 4)
     settled = _settle(index, out, holistic_credit=float(p_whole[0]))
     kp_certainty = float(np.average(certainties, weights=[kp.points for kp in part.key_points]))
-    settled.confidence = _confidence(cfg, kp_certainty, settled, float(p_whole[0]))
+    settled.confidence = _confidence(kp_certainty, settled, float(p_whole[0]))
     return settled
 
 
@@ -852,13 +845,10 @@ def _settle(index: PartIndex, assessment: Assessment, holistic_credit: float) ->
     return assessment
 
 
-def _confidence(cfg: ScoringConfig, kp_certainty: float, assessment: Assessment, p_whole: float) -> float:
-    """How sure the judge is: decisive key-point probabilities, the whole answer agreeing with them,
-    and a score near either end of the scale (ScoringConfig.midrange_doubt)."""
-    raw = min(1.0, assessment.raw_score)
-    agreement = 1.0 - abs(p_whole - raw)
+def _confidence(kp_certainty: float, assessment: Assessment, p_whole: float) -> float:
+    """How sure the judge is: decisive key-point probabilities, and the whole answer agreeing with them."""
+    agreement = 1.0 - abs(p_whole - min(1.0, assessment.raw_score))
     confidence = kp_certainty * (0.5 + 0.5 * agreement)
-    confidence *= 1.0 - cfg.midrange_doubt * 4.0 * raw * (1.0 - raw)
     confidence *= 0.85 ** len(assessment.flags - {"no_answer"})
     if assessment.neighbours is not None and assessment.neighbour_weight > 0:
         confidence *= 1.0 - 0.5 * assessment.neighbour_weight * abs(assessment.neighbours - assessment.raw_score)
