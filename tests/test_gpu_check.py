@@ -21,15 +21,15 @@ from gpu_check import largest_difference  # noqa: E402
 @pytest.mark.slow
 def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path, written_grader):
     env = {**os.environ, "PYTHON": sys.executable, "GPU_WHEELS": str(tmp_path / "no-wheels")}
-    # the judge's probabilities for the rubrics' exemplars (and whatever else this session judged): the
-    # device run reads them instead of judging every exemplar again; it still encodes and scores every part
-    cache = seed_model_outputs(tmp_path / "cache", written_grader.judge, vectors=False)
+    # the models' outputs for the rubrics and their exemplars (and whatever else this session computed): the
+    # device run reads them instead of computing them again at start-up; it still scores every part
+    cache = seed_model_outputs(tmp_path / "cache", written_grader.judge)
     command = [
         "bash",
         str(ROOT / "benchmarks" / "gpu_check.sh"),
-        "4",
+        "1",
         "--compare",
-        "2",
+        "1",
         "--device",
         "cpu",
         "--no-code",
@@ -41,8 +41,8 @@ def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path, written_grader):
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert (summary["students"], summary["graded"], summary["compared_students"]) == (4, 4, 2)
-    assert summary["worst_parts_compared"] == 2 * 25  # every part of the two students
+    assert (summary["students"], summary["graded"], summary["compared_students"]) == (1, 1, 1)
+    assert summary["worst_parts_compared"] == 25  # every part of the student compared
     assert summary["worst_points"] == 0.0, "the CPU against itself: the same grades"
     assert "students/s" in result.stdout and "largest difference 0 points" in result.stdout
     assert f"started from the cache in {cache}" in result.stdout
