@@ -698,7 +698,7 @@ def assess_answers(
     """The judged assessments of (part id, answer text) pairs: one batched encode, one judge call.
 
     One judge call sorts every pair of every answer by length, so the long whole-answer pairs share
-    batches instead of padding each answer's short sentence pairs to their length: 2.3x less judge
+    batches instead of padding each answer's short sentence pairs to their length: 2.1-2.3x less judge
     time than a call per answer (docs/benchmarks.md).
     """
     encoder.prime(all_answer_texts((text for _, text in answers), window))
