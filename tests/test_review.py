@@ -108,6 +108,24 @@ def test_flags_collusion_and_another_language(class_copy):
     assert "kimcopy" in html and "sofia" in html and "http" not in html.split("<body>", 1)[1].replace("http-equiv", "")
 
 
+def test_a_histogram_is_drawn_once_and_redrawn_when_its_bars_move():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from grader.export.class_report import _histogram_png, histogram_png
+
+    edges = [0.0, 1.0, 2.0, 3.0, 4.0]
+    first = histogram_png([1, 0, 2, 3], edges, "q1.a", "points (of 4)")
+    hits = _histogram_png.cache_info().hits
+    assert histogram_png([1, 0, 2, 3], edges, "q1.a", "points (of 4)") == first
+    assert _histogram_png.cache_info().hits == hits + 1, "the same bars are not drawn again"
+    moved = histogram_png([1, 1, 2, 2], edges, "q1.a", "points (of 4)")
+    assert moved != first and histogram_png([1, 0, 2, 3], edges, "q1.b", "points (of 4)") != first
+    assert Image.open(io.BytesIO(base64.b64decode(first))).size == (340, 220)  # 3.4 x 2.2 in at 100 dpi
+
+
 def test_corrections_move_the_unreviewed_answers(class_copy, encoder, judge):
     ws = Workspace(class_copy / "out")
     before = {sid: _report(class_copy / "out", sid).part("q1.a").points for sid in ws.reports}

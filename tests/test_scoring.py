@@ -176,6 +176,29 @@ def test_same_input_same_grade(written_grader):
     assert first == again
 
 
+def test_one_judge_call_for_a_batch_grades_as_a_call_per_answer(written_grader):
+    """assess_answers judges every pair of a batch in one call, sorted by length across answers: the
+    grades and flags are those of judging each answer on its own, and the judge's clock counts it."""
+    indexes, encoder, judge = written_grader.indexes, written_grader.encoder, written_grader.judge
+    items = yaml.safe_load((DATA / "labelled_answers.yaml").read_text())
+    answers = [(item["part"], item["answer"]) for item in items if item["part"] in ("q3.a", "q9.a")][:6]
+    window = ScoringConfig().window
+    saved = dict(judge._memo)  # the session's other tests keep what was judged before
+    try:
+        judge._memo.clear()
+        alone = [assess_answers(indexes, [answer], encoder, judge, window)[0] for answer in answers]
+        judge._memo.clear()
+        clock, forwarded = judge.classify_s, judge.forward_pairs
+        together = assess_answers(indexes, answers, encoder, judge, window)
+        assert judge.forward_pairs > forwarded and judge.classify_s > clock
+    finally:
+        judge._memo.update(saved)
+    for (part_id, _), a, b in zip(answers, alone, together):
+        index = indexes[part_id]
+        assert a.flags == b.flags
+        assert final_points(index, a)[0] == pytest.approx(final_points(index, b)[0], abs=0.01)
+
+
 def _one_point_rubric(rubric_id: str, question: str, reference: str):
     from grader.rubric import KeyPoint, Part, Rubric
 
