@@ -50,10 +50,26 @@ def test_windows():
         # a negation in another clause does not flip the aligned one
         ("Momentum speeds up convergence, which plain GD does not do.", "Momentum speeds up convergence.", False),
         ("The weather is nice.", "Momentum speeds up convergence.", False),
+        # "never negative" says what "non-negative" says; "can be negative" denies it
+        ("A KL divergence is never negative.", "The KL divergence is non-negative, so the ELBO is a lower bound.", False),
+        ("A KL divergence is never negative.", "The KL divergence is always nonnegative.", False),
+        ("A KL divergence can be negative.", "The KL divergence is non-negative.", True),
+        # the negation must bear on what the clauses share: "never negative" says nothing against a decomposition
+        ("A KL divergence is never negative.", "The log-likelihood is the ELBO plus a KL divergence.", False),
+        ("Momentum does not help on a convex loss.", "Momentum helps on a convex loss.", True),
     ],
 )
 def test_contradiction(student, reference, expected):
     assert lexical.contradicts(student, reference) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("The KL is non-negative.", True), ("It can be nonzero.", True), ("A non-linear activation follows.", False),
+     ("One non-zero entry per row.", False), ("Nonetheless it converges.", False)],
+)
+def test_non_denies_as_a_predicate_only(text, expected):
+    assert lexical.negated(text) is expected
 
 
 def test_keyword_list_and_claims():

@@ -25,9 +25,14 @@ FUNCTION_WORDS = frozenset(
 NEGATION_CUES = frozenset(
     """not no never none nothing nobody nowhere neither nor cannot cant dont doesnt didnt isnt arent
     wasnt werent wont wouldnt shouldnt couldnt hasnt havent hadnt mustnt neednt unnecessary useless
-    irrelevant impossible unable fails fail failed lacks lack""".split()
+    irrelevant impossible unable fails fail failed lacks lack non""".split()
 )
-"""Words that flip a clause's claim (apostrophes are removed before lookup: don't -> dont)."""
+"""Words that flip a clause's claim (apostrophes are removed before lookup: don't -> dont). "non" is the
+prefix of "non-negative" or "nonlinear" (see _FUSED_NON): as a predicate ("KL is non-negative") it denies as
+"never negative" does; before a noun ("a non-zero entry") it only names a thing (see _NON_PREDICATE)."""
+
+_FUSED_NON = re.compile(r"\bnon(?!e\b|etheless\b|sense\b|ce\b)(?=[a-z]{4,})")
+"""A fused "non" prefix ("nonnegative", "nonlinear"), split off like the hyphenated one."""
 
 _NOT_NEGATIONS = re.compile(
     r"\b(not only|not just|no matter|nothing but|no doubt|not necessarily the case that not)\b", re.I
@@ -40,9 +45,14 @@ _CLAUSE_BREAK = re.compile(
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
+def _tokens(text: str) -> list[str]:
+    """Lowercase word tokens, apostrophes kept, a "non" prefix split off its word."""
+    return _WORD.findall(_FUSED_NON.sub("non ", text.lower().replace("\u2019", "'")))
+
+
 def words(text: str) -> list[str]:
     """Lowercase word tokens with apostrophes dropped (don't -> dont)."""
-    return [w.replace("'", "") for w in _WORD.findall(text.lower().replace("\u2019", "'"))]
+    return [w.replace("'", "") for w in _tokens(text)]
 
 
 @lru_cache(maxsize=65536)
@@ -89,6 +99,10 @@ _NO_PREDICATE = frozenset("is are was were be been has have had there gives give
 """'no' negates a claim after these words ("there are no minima") or at a clause start; elsewhere
 it is a modifier ("a minimum with no bad local minima") and does not deny anything."""
 
+_NON_PREDICATE = frozenset("is are was were be been being remain remains stay stays become becomes always".split())
+"""'non' denies after these words ("the KL is non-negative", "can be non-zero"); elsewhere it is part of a
+name ("a non-linear activation", "with one non-zero entry")."""
+
 MIN_ALIGNED_WORDS = 2
 MIN_ALIGNED_OVERLAP = 0.6
 
@@ -99,19 +113,28 @@ def negated(text: str) -> bool:
 
     A double negative of the "not useless" kind cancels out.
     """
-    text = _NOT_NEGATIONS.sub(" ", text.lower().replace("\u2019", "'"))
+    tokens = _tokens(_NOT_NEGATIONS.sub(" ", text.lower()))
     cues = 0
-    previous = ""
-    for i, token in enumerate(_WORD.findall(text)):
-        cue = (
-            (i == 0 or previous in _NO_PREDICATE)
-            if token == "no"
-            else (token.endswith("n't") or token.replace("'", "") in NEGATION_CUES)
-        )
-        if cue:
-            cues += -1 if previous in ("not", "never") and token not in ("not", "no") else 1
-        previous = token
+    for i in _cues(tokens):
+        previous, token = tokens[i - 1] if i else "", tokens[i]
+        cues += -1 if previous in ("not", "never") and token not in ("not", "no") else 1
     return cues > 0
+
+
+def _cues(tokens: list[str]) -> list[int]:
+    """Positions of the tokens that negate their clause ("no" and "non" only in predicate position)."""
+    out = []
+    for i, token in enumerate(tokens):
+        previous = tokens[i - 1] if i else ""
+        if token == "no":
+            cue = i == 0 or previous in _NO_PREDICATE
+        elif token == "non":
+            cue = previous in _NON_PREDICATE
+        else:
+            cue = token.endswith("n't") or token.replace("'", "") in NEGATION_CUES
+        if cue:
+            out.append(i)
+    return out
 
 
 def clauses(text: str) -> list[str]:
@@ -130,7 +153,9 @@ def contradicts(student: str, reference: str) -> bool:
     whole to differ too. The second condition keeps "it does not say how many
     neurons we need" from contradicting "it does not tell us how wide the layer is,
     and it could need too many neurons", where the denial sits in another clause.
-    Lexical negatives count ("unnecessary" agrees with "not needed").
+    Lexical negatives count ("unnecessary" agrees with "not needed"). The negation must
+    bear on what the clauses share: "a KL divergence is never negative" does not deny
+    "log p(x) is the ELBO plus a KL divergence" (see _denied_stems).
     """
     if negated(student) == negated(reference):
         return False
@@ -147,7 +172,22 @@ def contradicts(student: str, reference: str) -> bool:
                 best = (coefficient, overlap, sc, rc)
     if best is None:
         return False
-    return negated(best[2]) != negated(best[3])
+    student_clause, reference_clause = best[2], best[3]
+    if negated(student_clause) == negated(reference_clause):
+        return False
+    denier, other = (
+        (student_clause, reference_clause) if negated(student_clause) else (reference_clause, student_clause)
+    )
+    denied = _denied_stems(denier)
+    return not denied or bool(denied & content_stems(other))
+
+
+def _denied_stems(clause: str) -> frozenset[str]:
+    """Content stems after the clause's first negation cue: what it denies ("never *negative*"); none when the
+    cue ends the clause ("momentum is useless"), and then the whole clause is denied."""
+    tokens = _tokens(_NOT_NEGATIONS.sub(" ", clause.lower()))
+    cues = _cues(tokens)
+    return content_stems(" ".join(tokens[cues[0] + 1 :])) if cues else frozenset()
 
 
 def function_word_ratio(text: str) -> float:
