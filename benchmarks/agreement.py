@@ -29,11 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-from grader.cache import Cache
 from grader.evaluation import EvalResult, EvalSession, evaluate, load_dataset
 from grader.evaluation.run import write_predictions
-from grader.pipeline import load_judge
-from grader.written.embedding import Encoder
+from grader.written import cached_models
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.written.scoring import ScoringConfig
 
@@ -98,11 +96,7 @@ def main() -> None:
     counts = [int(k) for k in args.exemplars.split(",")]
 
     started = time.perf_counter()
-    judge = None if args.no_judge else load_judge(args.judge)
-    cache = Cache(args.cache) if args.cache else None
-    if judge is not None:
-        judge.store = cache
-    encoder = Encoder(args.model, int8=args.int8, cache=cache)
+    encoder, judge = cached_models(args.cache, args.model, None if args.no_judge else args.judge, args.int8)
     session = EvalSession(encoder, ScoringConfig(**json.loads(args.config)), judge)
     if args.predictions:
         args.predictions.mkdir(parents=True, exist_ok=True)

@@ -24,11 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "training"))
 
-from grader.cache import Cache  # noqa: E402
 from grader.evaluation import EvalSession, evaluate, load_dataset  # noqa: E402
 from grader.evaluation.dataset import Dataset  # noqa: E402
-from grader.pipeline import load_judge  # noqa: E402
-from grader.written.embedding import Encoder  # noqa: E402
+from grader.written import cached_models  # noqa: E402
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE  # noqa: E402
 from grader.written.scoring import ScoringConfig  # noqa: E402
 
@@ -61,10 +59,7 @@ def main() -> None:
     rows, _ = read_rows(args.datasets)
     held = {r.question_id for r in split_dev(rows, args.dev_fraction, 0)[1]}
     data = {name: dev_dataset(args.datasets, name, held) for name in args.only.split(",")}
-    cache = Cache(args.cache) if args.cache else None
-    judge = load_judge(args.judge)
-    judge.store = cache
-    encoder = Encoder(cache=cache)
+    encoder, judge = cached_models(args.cache, judge=args.judge)
     grid = json.loads(args.grid)
     for values in itertools.product(*grid.values()):
         setting = dict(zip(grid, values))

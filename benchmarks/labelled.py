@@ -20,10 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from grader.cache import Cache
-from grader.pipeline import load_judge
 from grader.rubric import load_rubric_dir
-from grader.written.embedding import Encoder
+from grader.written import cached_models
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.written.scoring import ScoringConfig, assess_answers, build_indexes, final_points
 
@@ -44,11 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rubrics = load_rubric_dir(args.rubrics)
-    cache = Cache(args.cache) if args.cache else None
-    encoder = Encoder(args.model, cache=cache)
-    judge = None if args.no_judge else load_judge(args.judge)
-    if judge is not None:
-        judge.store = cache
+    encoder, judge = cached_models(args.cache, args.model, None if args.no_judge else args.judge)
     indexes = build_indexes(rubrics, encoder, ScoringConfig(**json.loads(args.config)), judge)
     items = yaml.safe_load(args.data.read_text())
     window = ScoringConfig(**json.loads(args.config)).window

@@ -42,8 +42,9 @@ from grader.evaluation import (
     rubric_set,
 )
 from grader.options import GradeOptions
-from grader.pipeline import Grader, load_judge
+from grader.pipeline import Grader
 from grader.rubric import RubricSet
+from grader.written import cached_models
 from grader.written.embedding import Encoder
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
 
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-judge", action="store_true")
     ap.add_argument("--control", action="store_true", help="Also a TA who reviews k random answers per question.")
+    ap.add_argument("--cache", type=Path, default=None, help="SQLite cache of vectors and judge probabilities.")
     args = ap.parse_args(argv)
     runs: list[tuple[Path, str]] = []
     for item in args.datasets:
@@ -177,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no datasets found", file=sys.stderr)
         return 2
     ks = [int(k) for k in args.k.split(",")]
-    encoder = Encoder()
-    judge = None if args.no_judge else load_judge(DEFAULT_JUDGE)
+    encoder, judge = cached_models(args.cache, judge=None if args.no_judge else DEFAULT_JUDGE)
     started = time.perf_counter()
     rows = []
     for path, split in runs:

@@ -16,7 +16,7 @@ grader.batch; grader.feedback names Assessment only as a type), so any module ca
 from grader.written.embedding import DEFAULT_MODEL, Encoder, ModelNotFound
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
 from grader.written.judge import Judge, JudgeNotFound
-from grader.written.scorer import WrittenScorer, load_judge, model_identity
+from grader.written.scorer import WrittenScorer, cached_models, load_judge, model_identity
 from grader.written.scoring import Assessment, PartIndex, ScoringConfig, all_answer_texts, whole_text
 from grader.written.sentences import split_sentences
 
@@ -32,6 +32,7 @@ __all__ = [
     "ScoringConfig",
     "WrittenScorer",
     "all_answer_texts",
+    "cached_models",
     "load_judge",
     "model_identity",
     "split_sentences",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grader import __version__
@@ -53,6 +54,21 @@ def _loaded_judge(name: str, device: str) -> Judge:
     from grader.written.judge import Judge
 
     return Judge.load(name, device=device)
+
+
+def cached_models(
+    cache_dir: Path | None, model: str | None = None, judge: str | None = None, int8: bool = False
+) -> tuple[Encoder, Judge | None]:
+    """The encoder and the judge (None: no judge) with their outputs kept in the SQLite cache at `cache_dir`.
+
+    For benchmarks and sweeps that grade the same answers run after run: after a change to the
+    scorer, not to the models, a rerun reads vectors and the judge's probabilities from disk.
+    """
+    cache = Cache(cache_dir) if cache_dir is not None else None
+    loaded = load_judge(judge) if judge else None
+    if loaded is not None:
+        loaded.store = cache
+    return Encoder(model, int8=int8, cache=cache), loaded
 
 
 def model_identity(encoder: Encoder, judge: Judge | None) -> str:
