@@ -131,6 +131,30 @@ def test_a_rerun_with_the_same_cache_judges_nothing_again(tmp_path: Path) -> Non
 
 
 @needs_artifact
+def test_cached_models_keep_vectors_and_probabilities_on_disk(tmp_path: Path, judge: Judge) -> None:
+    """What the benchmarks load (grader.written.cached_models): a rerun reads both models' outputs from disk."""
+    from grader.cache import Cache
+    from grader.written import cached_models
+
+    pairs = [("Momentum damps oscillations in narrow valleys.", "Momentum averages past gradients, a cached-models check.")]
+    text = "An answer only this test encodes: cached models keep their vectors."
+    encoder, shared = cached_models(tmp_path, judge=NAME)
+    try:
+        assert shared is judge  # the process's one judge, now backed by the cache
+        probabilities = shared.classify(pairs)
+        vector = encoder.encode([text])[0]
+        reader = Cache(tmp_path)
+        assert np.allclose(reader.get_vectors(encoder.identity, [text])[text], vector)
+        second = Judge.load(NAME, device="cpu")  # as a new process would start
+        second.store = reader
+        assert np.array_equal(second.classify(pairs), probabilities) and second.forward_pairs == 0
+        reader.close()
+    finally:
+        shared.store = None
+    assert cached_models(None, judge=None)[1] is None
+
+
+@needs_artifact
 def test_long_student_text_is_truncated_not_rejected(judge: Judge) -> None:
     ref, para, _, _ = CASES[0]
     long = para + " " + " ".join(["Filler words about the weather and the garden."] * 80)
