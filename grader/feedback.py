@@ -50,6 +50,9 @@ def written_feedback(part: Part, assessment: Assessment) -> list[str]:
     missed = [kp for kp in assessment.key_points if kp.points == 0]
     if matched:
         lines.append(f"You explained: {_join([kp.label for kp in matched])}.")
+    for kp in matched:
+        if "hedged" in kp.flags and kp.evidence:
+            lines.append(f"Check {_quote(kp.evidence)}: it may say the opposite of {kp.label}; commit to one.")
     for kp in partial:
         lines.append(f"Partly addressed: {kp.label}. Make the claim explicit and say why it holds.")
     for kp in missed:

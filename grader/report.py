@@ -24,11 +24,15 @@ class KeyPointResult(BaseModel):
     points: float
     similarity: float = Field(description="Cosine similarity of the best-aligned sentence window.")
     matched: bool = Field(description="True when the point earned at least half its credit.")
-    evidence: str | None = Field(default=None, description="The student's sentence(s) that earned the credit.")
+    evidence: str | None = Field(
+        default=None,
+        description="The student's sentence(s) that earned the credit; for a flagged point, the one that denies it.",
+    )
     flags: list[str] = Field(
         default_factory=list,
-        description="Why credit was withheld: contradicts (the quoted sentence says the opposite), hedged (the point "
-        "is stated and also denied), or, without a judge, keyword_list, copies_question, off_topic.",
+        description="What speaks against the point: contradicts (the quoted sentence says the opposite), hedged "
+        "(the point is stated and the judge reads another sentence denying it: the credit stays, that sentence is "
+        "quoted), or, without a judge, keyword_list, copies_question, off_topic.",
     )
     entailment: float | None = Field(
         default=None, description="The judge's P(the evidence states the point), when a judge read it."

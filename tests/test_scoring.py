@@ -13,7 +13,9 @@ public datasets do that, docs/benchmarks.md).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import yaml
 
@@ -26,23 +28,25 @@ FLOORS: dict[str, int] = {
     "bullets_flattened": 7,
     "concise": 7,
     "copy_question": 7,
-    "good": 18,
+    "good": 19,
     "keyword_list": 12,
     "long_everything": 4,
-    "misconception": 5,
+    "misconception": 4,
     "negation": 9,
     "off_topic": 9,
     "other_language": 6,
-    "paraphrase": 8,
-    "partial": 14,
+    "paraphrase": 6,
+    "partial": 15,
     "placeholder": 6,
     "pseudo_code": 3,
     "wrong_on_topic": 2,
 }
 """Default grader: answers in the TA's range per category. Measured (benchmarks/labelled.py, docs/benchmarks.md):
-121 of 238; a category with ten or more hits keeps one answer of slack for float rounding across CPUs. Since a bare
-"Yes." is no longer off topic, one misconception answer that opens with it is lifted by its nearest exemplar (5, was 6)
-and one more paraphrase lands in range (8, was 7)."""
+119 of 238; a category with ten or more hits keeps one answer of slack for float rounding across CPUs. Since a point
+the judge reads as stated and also denied keeps its credit (ScoringConfig.hedge_credit), one more good and one more
+partial answer land in range (20 and 16 measured), and so do two exemplars that state a point before denying it: q3.a's
+wrong one and q2.b's partial one: raw 0.25 -> 0.55 and 0.51 -> 0.70. Their parts' calibration lines move, and two paraphrases and one misconception answer
+leave the range (paraphrase 6, was 8; misconception 4, was 5)."""
 NO_JUDGE_FLOORS: dict[str, int] = {
     "bullets_flattened": 5,
     "concise": 8,
@@ -129,16 +133,18 @@ def test_the_judge_tells_right_from_on_topic(labelled, labelled_no_judge):
 def test_reference_answers_earn_most_of_their_points(written_grader):
     """A part's own reference answer, graded as a student's, should earn at least 95% of the part.
 
-    Measured: 12 of 20 parts do, 86% of the points on average. The rest lose a key point to a
-    false denial: a word-level negation mismatch ("there is no bias" against "without bias") or
-    the judge reading a contradiction into a sentence that states the point.
+    Measured: 14 of 20 parts do, 89% of the points on average. The rest lose a key point to a
+    false denial (a word-level negation mismatch, "there is no bias" against "without bias", or the
+    judge reading a contradiction into the only sentence that states the point) or pay for a
+    misconception the judge reads into a sentence that says the opposite ("lower bound" entailing
+    "upper bound").
     This floor keeps that from getting worse; docs/benchmarks.md lists the parts.
     """
     indexes = written_grader.indexes
     results = written_grader.score_answers([(pid, index.part.reference_answer) for pid, index in indexes.items()])
     fractions = {pid: r.points / indexes[pid].part.max_points for pid, r in zip(indexes, results)}
-    assert sum(f >= 0.95 for f in fractions.values()) >= 12, fractions
-    assert sum(fractions.values()) / len(fractions) >= 0.83, fractions
+    assert sum(f >= 0.95 for f in fractions.values()) >= 14, fractions
+    assert sum(fractions.values()) / len(fractions) >= 0.87, fractions
 
 
 def test_an_answer_in_another_language_is_held_for_a_ta(written_grader):
@@ -166,6 +172,53 @@ def test_a_contradiction_is_quoted_back(written_grader):
     lines = "\n".join(written_feedback(index.part, assessment))
     assert "says the opposite" in lines and "Momentum does not help" in lines
     assert final_points(index, assessment)[0] <= 0.15 * index.part.max_points
+
+
+class ScriptedJudge:
+    """Reads a sentence that starts with a given phrase as entailing or contradicting every rubric text."""
+
+    def __init__(self, entails: str, contradicts: str) -> None:
+        self.entails, self.contradicts = entails, contradicts
+
+    def classify(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        def row(student: str) -> list[float]:
+            if student.startswith(self.entails):
+                return [0.9, 0.05, 0.05]
+            if student.startswith(self.contradicts):
+                return [0.05, 0.05, 0.9]
+            return [0.05, 0.9, 0.05]
+
+        return np.array([row(student) for _, student in pairs])
+
+
+HEDGE = "Momentum slows convergence, even for a convex function. Momentum speeds up gradient descent on a convex loss."
+
+
+@pytest.mark.parametrize(("hedge_credit", "kept"), [(1.0, 1.0), (0.5, 0.5), (0.0, 0.0)])
+def test_a_point_stated_and_denied_by_the_judge_keeps_its_credit_and_is_flagged(written_grader, hedge_credit, kept):
+    """One sentence states the point, the judge reads another as denying it: hedge_credit says how much
+    credit stays, the point is flagged hedged and the student is asked to check the denying sentence."""
+    base = written_grader.indexes["q3.a"]
+    index = replace(base, config=base.config.model_copy(update={"hedge_credit": hedge_credit}))
+    judge = ScriptedJudge("Momentum speeds", "Momentum slows")
+    assessment = judged(index, assess(index, HEDGE, written_grader.encoder), judge)
+    helps = next(kp for kp in assessment.key_points if kp.id == "helps")
+    assert helps.flags == ["hedged"] and helps.points == pytest.approx(kept * helps.max_points)
+    assert helps.evidence and helps.evidence.startswith("Momentum slows convergence")
+    lines = "\n".join(written_feedback(index.part, assessment))
+    assert ("may say the opposite" in lines) == (kept >= 0.5)
+    assert ("commit to one" in lines) and "Momentum slows" in lines
+
+
+def test_a_negation_the_words_show_costs_the_point_whatever_else_the_judge_reads(written_grader):
+    """The lexical denial is not a hedge: a sentence that negates the point in so many words voids it,
+    even when the judge reads another sentence as stating it."""
+    index = written_grader.indexes["q3.a"]
+    answer = "Momentum does not help on a convex loss. Momentum speeds up gradient descent on a convex loss."
+    judge = ScriptedJudge("Momentum speeds", "Momentum slows")
+    assessment = judged(index, assess(index, answer, written_grader.encoder), judge)
+    helps = next(kp for kp in assessment.key_points if kp.id == "helps")
+    assert set(helps.flags) & {"hedged", "contradicts"} and helps.points == 0
 
 
 def test_same_input_same_grade(written_grader):

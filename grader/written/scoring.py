@@ -105,6 +105,15 @@ class ScoringConfig(BaseModel):
         description="With a judge: a key point also earns this share of its similarity credit when no unit denies it "
         "(the judge reads strict entailment; a looser paraphrase still counts this much).",
     )
+    hedge_credit: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of its credit a key point keeps when the judge reads one unit stating it and another denying it "
+            "(flagged hedged). A negation the words show (lexical_denial) always costs the point."
+        ),
+    )
     lexical_denial: bool = Field(
         default=True,
         description="A unit close to a key point (cosine >= denial_similarity) whose aligned clause differs from it in "
@@ -792,7 +801,8 @@ def _decide_key_point(
     u_deny = max(denials, key=lambda r: (r[2], -r[0]))[0] if denials else lexical_denial
     if u_deny is not None:
         flags = ["contradicts"] if entail < cfg.entail_high else ["hedged"]  # hedged: another unit states it
-        credit, quote = 0.0, _unit_text(assessment, u_deny)
+        credit = cfg.hedge_credit * judge_credit if flags == ["hedged"] and lexical_denial is None else 0.0
+        quote = _unit_text(assessment, u_deny)
     decisive = max(entail, contradiction)
     certainty = abs(2 * decisive - 1) if not flags else max(entail, contradiction)
     result = old.model_copy(
