@@ -57,6 +57,18 @@ def test_windows():
         # the negation must bear on what the clauses share: "never negative" says nothing against a decomposition
         ("A KL divergence is never negative.", "The log-likelihood is the ELBO plus a KL divergence.", False),
         ("Momentum does not help on a convex loss.", "Momentum helps on a convex loss.", True),
+        # a coordinator ends the negation's scope: no sigmoid, but the Lipschitz constraint is stated
+        ("The critic has no sigmoid and must be Lipschitz (weight clipping).", "The critic must be 1-Lipschitz.", False),
+        ("The critic has no sigmoid and must be Lipschitz.", "The critic has a sigmoid output.", True),
+        ("Gradients don't vanish and training is more stable.", "So WGAN training is more stable.", False),
+        ("Momentum does not help and only overshoots.", "Momentum helps on a convex loss.", True),
+        # "convolutional" and "convolution" are one word for the alignment
+        (
+            "Every convolution can be written as a fully-connected layer.",
+            "Every convolutional layer can be expressed as a fully-connected layer, but a general fully-connected "
+            "layer cannot be expressed as a convolution.",
+            False,
+        ),
     ],
 )
 def test_contradiction(student, reference, expected):

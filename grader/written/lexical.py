@@ -57,7 +57,10 @@ def words(text: str) -> list[str]:
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A crude suffix stripper: enough to match 'converges'/'convergence'/'converging' for overlap."""
+    """A crude suffix stripper: enough to match 'converges'/'convergence'/'converging' or
+    'convolutional'/'convolution' for overlap."""
+    if word.endswith("ional") and len(word) >= 9:
+        return word[:-2]
     for suffix in (
         "ational",
         "ization",
@@ -182,12 +185,21 @@ def contradicts(student: str, reference: str) -> bool:
     return not denied or bool(denied & content_stems(other))
 
 
+_SCOPE_END = frozenset({"and", "or"})
+"""A coordinator closes a negation's scope: "the critic has no sigmoid and must be Lipschitz" denies a sigmoid, not
+the Lipschitz constraint."""
+
+
 def _denied_stems(clause: str) -> frozenset[str]:
-    """Content stems after the clause's first negation cue: what it denies ("never *negative*"); none when the
-    cue ends the clause ("momentum is useless"), and then the whole clause is denied."""
+    """Content stems from the clause's first negation cue to the next "and" / "or": what it denies ("never
+    *negative*"); none when the cue ends the clause ("momentum is useless"), and then the whole clause is denied."""
     tokens = _tokens(_NOT_NEGATIONS.sub(" ", clause.lower()))
     cues = _cues(tokens)
-    return content_stems(" ".join(tokens[cues[0] + 1 :])) if cues else frozenset()
+    if not cues:
+        return frozenset()
+    scope = tokens[cues[0] + 1 :]
+    end = next((i for i, token in enumerate(scope) if token in _SCOPE_END), len(scope))
+    return content_stems(" ".join(scope[:end]))
 
 
 def function_word_ratio(text: str) -> float:
