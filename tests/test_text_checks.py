@@ -62,6 +62,13 @@ def test_windows():
         ("The critic has no sigmoid and must be Lipschitz.", "The critic has a sigmoid output.", True),
         ("Gradients don't vanish and training is more stable.", "So WGAN training is more stable.", False),
         ("Momentum does not help and only overshoots.", "Momentum helps on a convex loss.", True),
+        # "nothing stops us from adding it" says we can add it
+        (
+            "Yes. Nothing stops us from adding a positional embedding to each token embedding.",
+            "The positional embedding is added element-wise to each token embedding.",
+            False,
+        ),
+        ("Nothing can be added to the token embedding.", "The positional embedding is added to each token embedding.", True),
         # "convolutional" and "convolution" are one word for the alignment
         (
             "Every convolution can be written as a fully-connected layer.",

@@ -35,8 +35,11 @@ _FUSED_NON = re.compile(r"\bnon(?!e\b|etheless\b|sense\b|ce\b)(?=[a-z]{4,})")
 """A fused "non" prefix ("nonnegative", "nonlinear"), split off like the hyphenated one."""
 
 _NOT_NEGATIONS = re.compile(
-    r"\b(not only|not just|no matter|nothing but|no doubt|not necessarily the case that not)\b", re.I
+    r"\b(not only|not just|no matter|nothing but|no doubt|not necessarily the case that not|"
+    r"nothing (?:stops|prevents|forbids|keeps|stopping|preventing))\b",
+    re.I,
 )
+"""Phrases whose negative word asserts rather than denies ("nothing stops us from adding it" says we can)."""
 _CLAUSE_BREAK = re.compile(
     r"[,;:()]|[.!?](?:\s|$)|\s[-\u2013\u2014]\s|\b(?:but|while|whereas|although|though|because|since|"
     r"so that|which|however|whereas|unlike|instead|rather than|otherwise|yet)\b",
