@@ -7,12 +7,13 @@ import json
 import shutil
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from grader.cli import app
 from grader.report import ClassSummary, StudentReport
 
-from .conftest import ROOT, RUBRICS
+from .conftest import DATA, ROOT, RUBRICS
 
 runner = CliRunner()
 SUBMISSIONS = ROOT / "submissions"
@@ -65,6 +66,31 @@ def test_weak_and_strong_students_are_ordered(graded_samples):
     totals = {p.stem: StudentReport.model_validate_json(p.read_text()).total for p in (out / "reports").glob("*.json")}
     assert totals["kim"] > totals["ortiz"] > totals["quinn"]
     assert totals["patel"] > totals["quinn"]
+
+
+def _parts(out) -> dict[tuple[str, str], object]:
+    reports = [StudentReport.model_validate_json(p.read_text()) for p in (out / "reports").glob("*.json")]
+    return {(r.student_id, p.part_id): p for r in reports for p in r.parts}
+
+
+DENYING_FLAGS = {"contradicts", "negated", "off_topic"}
+
+
+def test_no_correct_sample_answer_is_flagged_as_denying_or_off_topic(graded_samples):
+    """The answers a TA marked correct (tests/data/sample_class_verdicts.yaml) are graded and carry no flag
+    that tells the student they said the opposite or wrote about something else; the wrong ones earn little."""
+    _, out = graded_samples
+    verdicts = yaml.safe_load((DATA / "sample_class_verdicts.yaml").read_text())
+    parts = _parts(out)
+    correct = [(student, pid) for student, pids in verdicts["correct"].items() for pid in pids]
+    assert len(correct) >= 50
+    flagged = {key: parts[key].flags for key in correct if DENYING_FLAGS & set(parts[key].flags)}
+    assert not flagged, flagged
+    assert all(parts[key].status == "graded" for key in correct)
+    wrong = [(student, pid) for student, pids in verdicts["wrong"].items() for pid in pids]
+    fraction = {key: parts[key].points / parts[key].max_points for key in correct + wrong}
+    assert all(fraction[key] <= 0.3 for key in wrong), {key: fraction[key] for key in wrong}
+    assert sum(fraction[key] for key in correct) / len(correct) >= 0.75
 
 
 def test_missing_parts_and_unassigned_text_are_reported(graded_samples):
