@@ -73,6 +73,11 @@ def main() -> None:
             cells.append(
                 f"{name} n={result.n} {metric} {getattr(grader, metric):.3f} (baseline {getattr(baseline, metric):.3f})"
                 f" AUROC {grader.confidence_auroc or 0:.3f}"
+                + (
+                    f" r(fractions) {grader.pearson_fraction:.3f} (baseline {baseline.pearson_fraction or 0:.3f})"
+                    if grader.pearson_fraction is not None
+                    else ""
+                )
             )
         print(json.dumps(setting), "|", " | ".join(cells), f"[{time.perf_counter() - t0:.0f} s]", flush=True)
 
