@@ -69,6 +69,13 @@ def test_windows():
             False,
         ),
         ("Nothing can be added to the token embedding.", "The positional embedding is added to each token embedding.", True),
+        # "there is no bias" and "without bias" both say the bias is absent
+        (
+            "There is no bias and a single 32x32 kernel, so the model has 1024 parameters.",
+            "One kernel of size 32x32 without bias gives 1024 trainable parameters.",
+            False,
+        ),
+        ("The layer has no bias weights.", "A layer without padding has bias weights.", True),
         # "convolutional" and "convolution" are one word for the alignment
         (
             "Every convolution can be written as a fully-connected layer.",

@@ -185,12 +185,24 @@ def contradicts(student: str, reference: str) -> bool:
         (student_clause, reference_clause) if negated(student_clause) else (reference_clause, student_clause)
     )
     denied = _denied_stems(denier)
+    if denied and denied <= _absent_stems(other):
+        return False  # "there is no bias" and "without bias" both say the bias is absent
     return not denied or bool(denied & content_stems(other))
 
 
 _SCOPE_END = frozenset({"and", "or"})
 """A coordinator closes a negation's scope: "the critic has no sigmoid and must be Lipschitz" denies a sigmoid, not
 the Lipschitz constraint."""
+
+
+_PRIVATIVE = frozenset({"no", "without", "lacks", "lacking"})
+
+
+def _absent_stems(clause: str) -> frozenset[str]:
+    """What the clause says is absent, whatever the word's position: "without *bias*", "with no *bias*"."""
+    tokens = _tokens(clause.lower())
+    pairs = zip(tokens, tokens[1:])
+    return frozenset(stem(word) for token, word in pairs if token in _PRIVATIVE and word not in FUNCTION_WORDS)
 
 
 def _denied_stems(clause: str) -> frozenset[str]:
