@@ -133,18 +133,17 @@ def test_the_judge_tells_right_from_on_topic(labelled, labelled_no_judge):
 def test_reference_answers_earn_most_of_their_points(written_grader):
     """A part's own reference answer, graded as a student's, should earn at least 95% of the part.
 
-    Measured: 15 of 20 parts do, 90% of the points on average. The rest lose a key point to a
-    false denial (a word-level negation mismatch, "not every fully-connected layer is a
-    convolution", or the judge reading a contradiction into the only sentence that states the
-    point) or pay for a misconception the judge reads into a sentence that says the opposite
-    ("lower bound" entailing "upper bound").
+    Measured: 15 of 20 parts do, 92% of the points on average. The rest lose a key point to the
+    judge reading a contradiction into the only sentence that states it, or pay for a
+    misconception the judge reads into a sentence that says the opposite ("lower bound"
+    entailing "upper bound").
     This floor keeps that from getting worse; docs/benchmarks.md lists the parts.
     """
     indexes = written_grader.indexes
     results = written_grader.score_answers([(pid, index.part.reference_answer) for pid, index in indexes.items()])
     fractions = {pid: r.points / indexes[pid].part.max_points for pid, r in zip(indexes, results)}
     assert sum(f >= 0.95 for f in fractions.values()) >= 15, fractions
-    assert sum(fractions.values()) / len(fractions) >= 0.88, fractions
+    assert sum(fractions.values()) / len(fractions) >= 0.90, fractions
 
 
 def test_an_answer_in_another_language_is_held_for_a_ta(written_grader):

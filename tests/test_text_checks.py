@@ -76,6 +76,18 @@ def test_windows():
             False,
         ),
         ("The layer has no bias weights.", "A layer without padding has bias weights.", True),
+        # "not every" denies that a claim holds for all, not the claim itself
+        (
+            "Not every fully-connected layer is a convolution.",
+            "A convolutional layer is a special case of a fully-connected linear layer.",
+            False,
+        ),
+        ("Momentum does not always speed up gradient descent.", "Momentum speeds up gradient descent.", False),
+        (
+            "Not every convolution can be written as a fully-connected layer.",
+            "Every convolutional layer can be expressed as a fully-connected layer.",
+            True,
+        ),
         # "convolutional" and "convolution" are one word for the alignment
         (
             "Every convolution can be written as a fully-connected layer.",

@@ -184,6 +184,8 @@ def contradicts(student: str, reference: str) -> bool:
     denier, other = (
         (student_clause, reference_clause) if negated(student_clause) else (reference_clause, student_clause)
     )
+    if _denies_a_universal(denier) and not _UNIVERSAL & set(_tokens(other.lower())):
+        return False  # "not every FC layer is a convolution" leaves "a convolution is a special FC layer" standing
     denied = _denied_stems(denier)
     if denied and denied <= _absent_stems(other):
         return False  # "there is no bias" and "without bias" both say the bias is absent
@@ -193,6 +195,16 @@ def contradicts(student: str, reference: str) -> bool:
 _SCOPE_END = frozenset({"and", "or"})
 """A coordinator closes a negation's scope: "the critic has no sigmoid and must be Lipschitz" denies a sigmoid, not
 the Lipschitz constraint."""
+
+
+_UNIVERSAL = frozenset({"every", "all", "always", "each"})
+
+
+def _denies_a_universal(clause: str) -> bool:
+    """Does the clause's negation deny only that something holds for all ("not every", "not always")?"""
+    tokens = _tokens(_NOT_NEGATIONS.sub(" ", clause.lower()))
+    cues = _cues(tokens)
+    return bool(cues) and cues[0] + 1 < len(tokens) and tokens[cues[0] + 1] in _UNIVERSAL
 
 
 _PRIVATIVE = frozenset({"no", "without", "lacks", "lacking"})
