@@ -52,7 +52,10 @@ def written_feedback(part: Part, assessment: Assessment) -> list[str]:
         lines.append(f"You explained: {_join([kp.label for kp in matched])}.")
     for kp in matched:
         if "hedged" in kp.flags and kp.evidence:
-            lines.append(f"Check {_quote(kp.evidence)}: it may say the opposite of {kp.label}; commit to one.")
+            lines.append(
+                f"Re-read {_quote(kp.evidence)}: it may be read as saying the opposite about {kp.label}; "
+                "make your position unambiguous."
+            )
     for kp in partial:
         lines.append(f"Partly addressed: {kp.label}. Make the claim explicit and say why it holds.")
     for kp in missed:

@@ -205,8 +205,8 @@ def test_a_point_stated_and_denied_by_the_judge_keeps_its_credit_and_is_flagged(
     assert helps.flags == ["hedged"] and helps.points == pytest.approx(kept * helps.max_points)
     assert helps.evidence and helps.evidence.startswith("Momentum slows convergence")
     lines = "\n".join(written_feedback(index.part, assessment))
-    assert ("may say the opposite" in lines) == (kept >= 0.5)
-    assert ("commit to one" in lines) and "Momentum slows" in lines
+    assert ("may be read as saying the opposite" in lines) == (kept >= 0.5)
+    assert ("commit to one" in lines) == (kept < 0.5) and "Momentum slows" in lines
 
 
 def test_a_negation_the_words_show_costs_the_point_whatever_else_the_judge_reads(written_grader):
