@@ -64,8 +64,8 @@ def test_windows():
         ("Momentum does not help and only overshoots.", "Momentum helps on a convex loss.", True),
         # "nothing stops us from adding it" says we can add it
         (
-            "Yes. Nothing stops us from adding a positional embedding to each token embedding.",
-            "The positional embedding is added element-wise to each token embedding.",
+            "Nothing stops us from adding a positional embedding to each token embedding before it goes into the RNN.",
+            "The positional embedding is added element-wise to, or concatenated with, each token embedding.",
             False,
         ),
         ("Nothing can be added to the token embedding.", "The positional embedding is added to each token embedding.", True),
