@@ -133,17 +133,19 @@ def test_the_judge_tells_right_from_on_topic(labelled, labelled_no_judge):
 def test_reference_answers_earn_most_of_their_points(written_grader):
     """A part's own reference answer, graded as a student's, should earn at least 95% of the part.
 
-    Measured: 15 of 20 parts do, 92% of the points on average. The rest lose a key point to the
+    Measured: 16 of 20 parts do, 92.7% of the points on average. The rest lose a key point to the
     judge reading a contradiction into the only sentence that states it, or pay for a
-    misconception the judge reads into a sentence that says the opposite ("lower bound"
-    entailing "upper bound").
+    misconception the judge reads into a sentence that does not state it ("every convolution is a
+    fully-connected layer" entailing "a convolution is more expressive"). q9.a's "the ELBO is a
+    lower bound" no longer pays for "an upper bound": the words show the opposite.
     This floor keeps that from getting worse; docs/benchmarks.md lists the parts.
     """
     indexes = written_grader.indexes
     results = written_grader.score_answers([(pid, index.part.reference_answer) for pid, index in indexes.items()])
     fractions = {pid: r.points / indexes[pid].part.max_points for pid, r in zip(indexes, results)}
-    assert sum(f >= 0.95 for f in fractions.values()) >= 15, fractions
-    assert sum(fractions.values()) / len(fractions) >= 0.90, fractions
+    assert sum(f >= 0.95 for f in fractions.values()) >= 16, fractions
+    assert fractions["q9.a"] >= 0.95, fractions
+    assert sum(fractions.values()) / len(fractions) >= 0.92, fractions
 
 
 def test_an_answer_in_another_language_is_held_for_a_ta(written_grader):
@@ -218,6 +220,28 @@ def test_a_negation_the_words_show_costs_the_point_whatever_else_the_judge_reads
     assessment = judged(index, assess(index, answer, written_grader.encoder), judge)
     helps = next(kp for kp in assessment.key_points if kp.id == "helps")
     assert set(helps.flags) & {"hedged", "contradicts"} and helps.points == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "charged"),
+    [
+        ("Some ELBO is a lower bound on log p(x), because the KL term is never negative.", False),
+        ("Some ELBO is an upper bound on log p(x), because the KL term is never negative.", True),
+    ],
+)
+def test_a_misconception_the_words_contradict_is_not_charged(written_grader, answer, charged):
+    """A judge that reads every sentence as stating q9.a's "upper bound" misconception (and no key point):
+    one that says "lower bound" in the same words does not pay for it, one that says "upper bound" does."""
+    index = written_grader.indexes["q9.a"]
+    (wrong,) = [m for m in index.part.misconceptions if m.id == "upper_bound"]
+    wordings = {wrong.text, *wrong.paraphrases}
+
+    class MisreadingJudge:
+        def classify(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+            return np.array([[0.95, 0.04, 0.01] if rubric in wordings else [0.05, 0.9, 0.05] for rubric, _ in pairs])
+
+    assessment = judged(index, assess(index, answer, written_grader.encoder), MisreadingJudge())
+    assert any(m.id == "upper_bound" and m.penalty > 0 for m in assessment.misconceptions) == charged
 
 
 def test_same_input_same_grade(written_grader):

@@ -142,3 +142,31 @@ def test_calibration_is_not_trusted_when_the_scorer_misranks_exemplars():
     assert cal.ys[1] == pytest.approx(0.7) and cal.ys[2] == pytest.approx(0.7)  # pooled
     assert cal.trust == 0.0 and cal(0.45) == pytest.approx(0.45)
     assert fit_calibration([0.0, 0.01], [0.3, 0.2]) is None
+
+
+@pytest.mark.parametrize(
+    ("student", "reference", "expected"),
+    [
+        # one word swapped for its opposite, the rest the same claim
+        ("A KL divergence is never negative, so the ELBO is a lower bound on log p(x).",
+         "The ELBO is an upper bound on log p(x).", True),
+        ("The bulb is in an open path.", "The bulb is in a closed path.", True),
+        ("Dropout reduces overfitting in large networks.", "Dropout reduces underfitting in large networks.", True),
+        # the same claim, or no opposite word
+        ("The ELBO is a lower bound on log p(x).", "The ELBO bounds log p(x) from below.", False),
+        ("Momentum makes gradient descent converge faster.", "Momentum helps gradient descent converge faster.", False),
+        # a clause that holds both words of a pair: which one is swapped is not for words to say
+        ("Use a bigger learning rate so the small gradients still lead to large enough updates.",
+         "Use a larger learning rate so that the small gradients still make big updates.", False),
+        # the student states the reference's first clause; its second clause is not what is compared
+        ("Vanishing gradients are caused by a too small learning rate.",
+         "The cause of vanishing gradients is choosing too low a learning rate, and a too high learning rate causes "
+         "exploding gradients.", False),
+        # negation differs: left to the judge and to the negation check
+        ("The ELBO is not a lower bound on log p(x).", "The ELBO is an upper bound on log p(x).", False),
+        # nothing shared
+        ("The learning rate is lower in later epochs.", "The ELBO is an upper bound on log p(x).", False),
+    ],
+)
+def test_a_swapped_opposite_is_told_from_the_same_claim(student, reference, expected):
+    assert lexical.opposes(student, reference) is expected

@@ -192,6 +192,56 @@ def contradicts(student: str, reference: str) -> bool:
     return not denied or bool(denied & content_stems(other))
 
 
+_OPPOSITE_PAIRS = """increase decrease, increases decreases, increased decreased, increasing decreasing,
+    higher lower, upper lower, larger smaller, bigger smaller, greater smaller, large small, big small, high low,
+    maximum minimum, maximize minimize, maximizes minimizes, maximise minimise, maximal minimal,
+    positive negative, faster slower, fast slow, stronger weaker, deeper shallower, deep shallow, wider narrower,
+    wide narrow, longer shorter, long short, easier harder, more fewer, more less, most least,
+    overfitting underfitting, overfit underfit, overfits underfits, vanish explode, vanishes explodes,
+    vanishing exploding, shrink grow, shrinks grows, shrinking growing, local global, open closed,
+    attract repel, attracts repels, gain lose, gains loses, inside outside, above below, before after,
+    true false, correct incorrect, same different, sparse dense, convex concave, stable unstable"""
+_OPPOSITES: dict[str, set[str]] = {}
+for _pair in _OPPOSITE_PAIRS.split(","):
+    _a, _b = (stem(w) for w in _pair.split())
+    _OPPOSITES.setdefault(_a, set()).add(_b)
+    _OPPOSITES.setdefault(_b, set()).add(_a)
+
+
+def _holds_opposites(stems: set[str]) -> bool:
+    return any(_OPPOSITES.get(w, set()) & stems for w in stems)
+
+
+def opposes(student: str, reference: str) -> bool:
+    """True when a student clause says what a reference clause says with one word swapped for its opposite.
+
+    "The ELBO is an upper bound on log p(x)" against "the ELBO is a lower bound on log p(x)": the
+    judge reads such pairs as one claim (a bare antonym swap reads as entailment), and the words
+    show they are not. Each student clause is compared with the reference clause it shares most
+    with (aligned as in `contradicts`); the two must agree in negation ("not lower" and "higher"
+    are left to the judge), and neither may hold a pair of opposites itself.
+    """
+    ref_clauses = [(rc, content_stems(rc)) for rc in clauses(reference)]
+    for sc in clauses(student):
+        s_stems = content_stems(sc)
+        best: tuple[float, int, str] | None = None
+        for rc, r_stems in ref_clauses:
+            overlap = len(s_stems & r_stems)
+            if overlap < MIN_ALIGNED_WORDS:
+                continue
+            coefficient = overlap / min(len(s_stems), len(r_stems))
+            if coefficient >= MIN_ALIGNED_OVERLAP and (best is None or (coefficient, overlap) > best[:2]):
+                best = (coefficient, overlap, rc)
+        if best is None or negated(sc) != negated(best[2]):
+            continue
+        s_all, r_all = {stem(w) for w in words(sc)}, {stem(w) for w in words(best[2])}
+        if _holds_opposites(s_all) or _holds_opposites(r_all):
+            continue  # "small gradients, large updates": which word is swapped is not for words to say
+        if any(_OPPOSITES.get(w, set()) & (r_all - s_all) for w in s_all - r_all):
+            return True
+    return False
+
+
 _SCOPE_END = frozenset({"and", "or"})
 """A coordinator closes a negation's scope: "the critic has no sigmoid and must be Lipschitz" denies a sigmoid, not
 the Lipschitz constraint."""

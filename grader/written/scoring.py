@@ -821,7 +821,8 @@ def _decide_key_point(
 def _judged_misconceptions(
     cfg: ScoringConfig, part: Part, by_target: dict, assessment: Assessment, entailed_units: dict[int, float]
 ) -> list[MisconceptionResult]:
-    """A unit that entails a misconception (more than it entails any key point) costs its penalty."""
+    """A unit that entails a misconception (more than it entails any key point) costs its penalty, unless its
+    words say the opposite of it (grader.written.lexical.opposes)."""
     out: list[MisconceptionResult] = []
     for m, mis in enumerate(part.misconceptions):
         evidence = by_target.get(("mis", m), [])
@@ -830,6 +831,9 @@ def _judged_misconceptions(
         item, p = max(evidence, key=lambda ip: (ip[1][0], -ip[0].unit))
         if float(p[0]) <= entailed_units.get(item.unit, 0.0):
             continue
+        unit_text = _unit_text(assessment, item.unit)
+        if any(lexical.opposes(unit_text, wording) for wording in _group_texts(mis)):
+            continue  # "a lower bound" does not state "an upper bound", whatever the judge reads
         cost = _ramp(float(p[0]), cfg.misconception_low, cfg.misconception_high)
         if cost > 0:
             out.append(
