@@ -7,6 +7,11 @@ the points line on the other train questions' answers, as `grader eval` fits the
 split. Test splits are never read. Pick a setting here, then confirm it on the test splits with
 benchmarks/agreement.py.
 
+A dev split of questions from the training domains cannot show a domain shift. For that, train a
+judge with `--dev-modules scientsbank:MS,scientsbank:MX,scientsbank:PS` (whole SciEntsBank modules
+held out, as its unseen-domains split holds out whole domains) and pass the same `--dev-modules`
+and `--judge DIR` here, with `--only scientsbank`.
+
     python benchmarks/dev_sweep.py DATASETS_DIR --grid '{"distinct_topic": [1.01, 0.6, 0.5, 0.4]}' \
         [--only scientsbank,beetle] [--cache DIR] [--exemplars 0]
 """
@@ -30,7 +35,7 @@ from grader.written import cached_models  # noqa: E402
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE  # noqa: E402
 from grader.written.scoring import ScoringConfig  # noqa: E402
 
-from judge_data import read_rows, split_dev  # noqa: E402
+from judge_data import read_rows, split_dev, split_modules  # noqa: E402
 
 FILES = {"scientsbank": "scientsbank_2way.csv", "beetle": "beetle_2way.csv", "saf": "saf_en_v2.csv"}
 
@@ -52,12 +57,20 @@ def main() -> None:
     parser.add_argument("--only", default="scientsbank,beetle,saf")
     parser.add_argument("--exemplars", type=int, default=0)
     parser.add_argument("--dev-fraction", type=float, default=0.2, help="As the judge was trained (its meta file).")
+    parser.add_argument(
+        "--dev-modules",
+        default="",
+        help="As a judge trained with --dev-modules was (a domain shift), e.g. scientsbank:MS,scientsbank:MX.",
+    )
     parser.add_argument("--judge", default=DEFAULT_JUDGE)
     parser.add_argument("--cache", type=Path, default=None, help="SQLite cache of vectors and judge probabilities.")
     args = parser.parse_args()
 
     rows, _ = read_rows(args.datasets)
-    held = {r.question_id for r in split_dev(rows, args.dev_fraction, 0)[1]}
+    if args.dev_modules:
+        held = {r.question_id for r in split_modules(rows, args.dev_modules.split(","))[1]}
+    else:
+        held = {r.question_id for r in split_dev(rows, args.dev_fraction, 0)[1]}
     data = {name: dev_dataset(args.datasets, name, held) for name in args.only.split(",")}
     encoder, judge = cached_models(args.cache, judge=args.judge)
     grid = json.loads(args.grid)

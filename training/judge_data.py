@@ -137,6 +137,17 @@ def split_dev(rows: list[Row], fraction: float, seed: int) -> tuple[list[Row], l
     return [r for r in rows if r.question_id not in held], [r for r in rows if r.question_id in held]
 
 
+def split_modules(rows: list[Row], modules: list[str]) -> tuple[list[Row], list[Row]]:
+    """For choosing settings under a domain shift: hold out every question of the named modules.
+
+    A module is a question-id prefix ("scientsbank:ME" holds out SciEntsBank's ME_* questions): a
+    judge trained without them meets their vocabulary as it meets an unseen domain.
+    """
+    prefixes = tuple(f"{m}_" for m in modules)
+    held = [r for r in rows if r.question_id.startswith(prefixes)]
+    return [r for r in rows if not r.question_id.startswith(prefixes)], held
+
+
 _WORD = re.compile(r"[a-z0-9]+")
 
 

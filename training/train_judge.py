@@ -47,6 +47,7 @@ from judge_data import (  # noqa: E402
     read_rows,
     sha256_file,
     split_dev,
+    split_modules,
 )
 
 DEFAULT_NLI = "scitail=6000,mnli_dev=8000,cad_snli=4000,snli_dev_test=3000,breaking_nli=2000"
@@ -158,7 +159,10 @@ def train(args: argparse.Namespace) -> None:
     rows, manifest = read_rows(args.datasets, read_labels_5way(args.labels_5way))
     if args.labels_5way:
         manifest["labels_5way"] = {"file": args.labels_5way.name, "sha256": sha256_file(args.labels_5way)}
-    train_rows, dev_rows = split_dev(rows, args.dev_fraction, args.seed) if args.dev_fraction else (rows, [])
+    if args.dev_modules:
+        train_rows, dev_rows = split_modules(rows, args.dev_modules.split(","))
+    else:
+        train_rows, dev_rows = split_dev(rows, args.dev_fraction, args.seed) if args.dev_fraction else (rows, [])
     questions = read_questions(args.datasets) if args.topic_pairs else None
     items = dataset_items(train_rows, rng, args.off_topic, args.saf_rows, questions)
     if args.nli:
@@ -275,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="add topic-only neutrals: keyword lists of a reference, the question restated as the answer")
     parser.add_argument("--saf-rows", type=int, default=1000, help="SAF training answers used (seeded sample; 0 = all)")
     parser.add_argument("--dev-fraction", type=float, default=0.0, help="hold out this fraction of questions (choosing settings)")
+    parser.add_argument("--dev-modules", default="", help="hold out these modules instead, e.g. scientsbank:ME,scientsbank:MX (a domain shift)")
     parser.add_argument("--smoke", type=int, default=0, help="train on this many pairs only (a quick check)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
