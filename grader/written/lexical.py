@@ -149,6 +149,25 @@ def clauses(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=1 << 16)
+def _clause_stems(text: str) -> list[tuple[str, frozenset[str]]]:
+    return [(c, content_stems(c)) for c in clauses(text)]
+
+
+def _aligned(clause: str, others: list[tuple[str, frozenset[str]]]) -> tuple[float, int, str] | None:
+    """The clause of `others` that `clause` shares the most content words with, as (coefficient, shared,
+    clause): at least MIN_ALIGNED_WORDS shared, covering MIN_ALIGNED_OVERLAP of the shorter; None if none is."""
+    stems = content_stems(clause)
+    best: tuple[float, int, str] | None = None
+    for other, other_stems in others:
+        overlap = len(stems & other_stems)
+        if overlap < MIN_ALIGNED_WORDS:
+            continue
+        coefficient = overlap / min(len(stems), len(other_stems))
+        if coefficient >= MIN_ALIGNED_OVERLAP and (best is None or (coefficient, overlap) > best[:2]):
+            best = (coefficient, overlap, other)
+    return best
+
+
 def contradicts(student: str, reference: str) -> bool:
     """True when the student denies what the reference asserts, or asserts what it denies.
 
@@ -166,19 +185,14 @@ def contradicts(student: str, reference: str) -> bool:
     if negated(student) == negated(reference):
         return False
     best: tuple[float, int, str, str] | None = None
-    ref_clauses = [(c, content_stems(c)) for c in clauses(reference)]
+    ref_clauses = _clause_stems(reference)
     for sc in clauses(student):
-        s_stems = content_stems(sc)
-        for rc, r_stems in ref_clauses:
-            overlap = len(s_stems & r_stems)
-            if overlap < MIN_ALIGNED_WORDS:
-                continue
-            coefficient = overlap / min(len(s_stems), len(r_stems))
-            if coefficient >= MIN_ALIGNED_OVERLAP and (best is None or (coefficient, overlap) > best[:2]):
-                best = (coefficient, overlap, sc, rc)
+        aligned = _aligned(sc, ref_clauses)
+        if aligned is not None and (best is None or aligned[:2] > best[:2]):
+            best = (*aligned, sc)
     if best is None:
         return False
-    student_clause, reference_clause = best[2], best[3]
+    reference_clause, student_clause = best[2], best[3]
     if negated(student_clause) == negated(reference_clause):
         return False
     denier, other = (
@@ -221,17 +235,9 @@ def opposes(student: str, reference: str) -> bool:
     with (aligned as in `contradicts`); the two must agree in negation ("not lower" and "higher"
     are left to the judge), and neither may hold a pair of opposites itself.
     """
-    ref_clauses = [(rc, content_stems(rc)) for rc in clauses(reference)]
+    ref_clauses = _clause_stems(reference)
     for sc in clauses(student):
-        s_stems = content_stems(sc)
-        best: tuple[float, int, str] | None = None
-        for rc, r_stems in ref_clauses:
-            overlap = len(s_stems & r_stems)
-            if overlap < MIN_ALIGNED_WORDS:
-                continue
-            coefficient = overlap / min(len(s_stems), len(r_stems))
-            if coefficient >= MIN_ALIGNED_OVERLAP and (best is None or (coefficient, overlap) > best[:2]):
-                best = (coefficient, overlap, rc)
+        best = _aligned(sc, ref_clauses)
         if best is None or negated(sc) != negated(best[2]):
             continue
         s_all, r_all = {stem(w) for w in words(sc)}, {stem(w) for w in words(best[2])}
