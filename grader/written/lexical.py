@@ -148,7 +148,6 @@ def clauses(text: str) -> list[str]:
     return parts or [text]
 
 
-@lru_cache(maxsize=1 << 16)
 def _clause_stems(text: str) -> list[tuple[str, frozenset[str]]]:
     return [(c, content_stems(c)) for c in clauses(text)]
 
@@ -168,6 +167,7 @@ def _aligned(clause: str, others: list[tuple[str, frozenset[str]]]) -> tuple[flo
     return best
 
 
+@lru_cache(maxsize=1 << 16)
 def contradicts(student: str, reference: str) -> bool:
     """True when the student denies what the reference asserts, or asserts what it denies.
 
@@ -226,6 +226,7 @@ def _holds_opposites(stems: set[str]) -> bool:
     return any(_OPPOSITES.get(w, set()) & stems for w in stems)
 
 
+@lru_cache(maxsize=1 << 16)
 def opposes(student: str, reference: str) -> bool:
     """True when a student clause says what a reference clause says with one word swapped for its opposite.
 
