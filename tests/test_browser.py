@@ -108,12 +108,15 @@ def test_override_and_group_in_the_browser_survive_reload_and_a_regrade_with_an_
     points.send_keys("1.5")
     lee.find_element(By.CSS_SELECTOR, "form input[name=comment]").send_keys("Momentum still helps on a convex loss.")
     lee.find_element(By.CSS_SELECTOR, "button.set").click()
+    WebDriverWait(browser, 60).until(ec.staleness_of(lee))  # the form posts, and the part's page loads again
 
-    group = browser.find_element(By.XPATH, "//section[contains(@class,'group')][.//article[@id='a-kim']]")
+    kims_group = (By.XPATH, "//section[contains(@class,'group')][.//article[@id='a-kim']]")
+    group = WebDriverWait(browser, 60).until(ec.presence_of_element_located(kims_group))
     assert group.find_element(By.ID, "a-kimcopy")  # the copy is in kim's group
     group.find_element(By.CSS_SELECTOR, ".groupform input[name=points]").send_keys("4.5")
     group.find_element(By.CSS_SELECTOR, ".groupform input[name=comment]").send_keys("Graded as a group.")
     group.find_element(By.CSS_SELECTOR, "button.set-group").click()
+    WebDriverWait(browser, 60).until(ec.staleness_of(group))
 
     def check() -> None:
         lee = _answer(browser, "lee")
