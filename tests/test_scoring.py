@@ -149,8 +149,10 @@ def test_reference_answers_earn_most_of_their_points(written_grader):
 
 
 def test_an_answer_in_another_language_is_held_for_a_ta(written_grader):
-    answer = ("Ja, Momentum hilft auch bei einer konvexen Verlustfunktion: es dämpft die Oszillationen in engen "
-              "Tälern und beschleunigt die Konvergenz, weil sich die Gradienten in einer Richtung aufsummieren.")
+    answer = (
+        "Ja, Momentum hilft auch bei einer konvexen Verlustfunktion: es dämpft die Oszillationen in engen "
+        "Tälern und beschleunigt die Konvergenz, weil sich die Gradienten in einer Richtung aufsummieren."
+    )
     (result,) = written_grader.score_answers([("q3.a", answer)])
     assert "other_language" in result.flags and result.needs_review and "German" in result.needs_review
     assert result.confidence == 0.0 and "keyword_list" not in result.flags
@@ -323,3 +325,72 @@ def test_off_topic_means_another_topic_not_a_neighbouring_question(encoder):
     # the test as it was (every other question's sentences count) called the neighbour off topic
     old = build_indexes(rubrics, encoder, ScoringConfig(distinct_topic=1.01))["bulb_a.a"]
     assert "off_topic" in assess(old, neighbour, encoder).flags
+
+
+def _density_part(encoder, **config):
+    """A one-point part whose answer is in the question's own words: which of the two is denser."""
+    from grader.evaluation.dataset import rubric_set
+    from grader.rubric import KeyPoint, Part, Rubric
+
+    part = Part(
+        id="a",
+        kind="written",
+        prompt="Oil and corn syrup are layered in a tall, thin container. What does the layering tell you about the "
+        "density of the oil compared to the corn syrup?",
+        max_points=1,
+        reference_answer="Oil is less dense than corn syrup.",
+        key_points=[KeyPoint(label="density", text="Oil is less dense than corn syrup.", points=1)],
+    )
+    rubrics = rubric_set([Rubric(id="layers", title="layers", parts=[part])])
+    return build_indexes(rubrics, encoder, ScoringConfig(**config))["layers.a"]
+
+
+class _QuestionAwareJudge:
+    """Reads every answer unit as stating every key point (P 0.9); the question itself as stating it with P `asked`."""
+
+    def __init__(self, prompt: str, asked: float) -> None:
+        self.prompt, self.asked = prompt, asked
+
+    def classify(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        return np.array(
+            [[self.asked, 1 - self.asked, 0.0] if text == self.prompt else [0.9, 0.1, 0.0] for _, text in pairs]
+        )
+
+
+@pytest.mark.parametrize(("asked", "earned"), [(0.05, True), (0.9, False)])
+def test_an_answer_in_the_questions_words_earns_what_the_question_does_not_state(encoder, asked, earned):
+    """ "The oil is less dense than the corn syrup" uses only the question's content words, yet it answers it. The
+    judge reads such a restatement, and it earns a point only beyond what the judge reads the question itself as
+    stating: a judge that reads the question as stating the point gives the restatement nothing."""
+    from grader.written import lexical
+
+    index = _density_part(encoder)
+    answer = "The oil is less dense than the corn syrup."
+    assert lexical.copies_question(answer, index.prompt)
+    assessment = judged(index, assess(index, answer, encoder), _QuestionAwareJudge(index.prompt, asked))
+    assert (assessment.key_points[0].points >= 0.5) == earned
+    assert ("copies_question" in assessment.flags) != earned  # credited: it answered, so it is not called a copy
+
+
+def test_a_restatement_earns_nothing_without_judge_restatements(encoder):
+    index = _density_part(encoder, judge_restatements=False)
+    answer = "The oil is less dense than the corn syrup."
+    assessment = judged(index, assess(index, answer, encoder), _QuestionAwareJudge(index.prompt, 0.05))
+    assert assessment.key_points[0].points == 0
+    assert "copies_question" in assessment.flags
+
+
+def test_a_question_asked_back_is_never_read_as_an_answer(encoder):
+    index = _density_part(encoder)
+    asked_back = "Is the oil less dense than the corn syrup?"
+    assessment = assess(index, asked_back, encoder)
+    assert not [item for item in assessment.judge_items if item.target[0] == "kp"]
+    assert judged(index, assessment, _QuestionAwareJudge(index.prompt, 0.05)).key_points[0].points == 0
+
+
+def test_the_shipped_judge_credits_a_comparison_answered_in_the_questions_words(encoder, judge):
+    index = _density_part(encoder)
+    right = judged(index, assess(index, "The oil is less dense than the corn syrup.", encoder), judge)
+    wrong = judged(index, assess(index, "The oil is more dense than the corn syrup.", encoder), judge)
+    assert right.key_points[0].matched and not right.flags
+    assert not wrong.key_points[0].matched and wrong.key_points[0].points < right.key_points[0].points

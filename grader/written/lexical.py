@@ -330,6 +330,11 @@ def _bigrams(text: str) -> set[tuple[str, str]]:
 ANSWER_WORDS = frozenset("yes no not never".split())
 
 
+def asks(unit: str) -> bool:
+    """The unit is a question (asked back, or a student's own): it states nothing."""
+    return unit.rstrip().endswith("?")
+
+
 @lru_cache(maxsize=1 << 16)
 def copies_question(unit: str, prompt: str) -> bool:
     """The unit asks the question back or restates it: it brings (almost) nothing the prompt lacks.
@@ -338,7 +343,7 @@ def copies_question(unit: str, prompt: str) -> bool:
     answers it (yes/no/not), so it is a claim; "Each pixel of the attention map represents
     something in the attention map" adds one vague word and is a restatement.
     """
-    if unit.rstrip().endswith("?"):
+    if asks(unit):
         return True
     if ANSWER_WORDS & set(words(unit)) or negated(unit):
         return False

@@ -105,6 +105,12 @@ class ScoringConfig(BaseModel):
         description="With a judge: a key point also earns this share of its similarity credit when no unit denies it "
         "(the judge reads strict entailment; a looser paraphrase still counts this much).",
     )
+    judge_restatements: bool = Field(
+        default=True,
+        description="With a judge: a sentence in the question's own words is still read by the judge, which decides "
+        'whether it states a key point ("the oil is less dense than the corn syrup" answers a question about the '
+        "density of the oil compared to the corn syrup). Without a judge, a restatement earns nothing.",
+    )
     hedge_credit: float = Field(
         default=1.0,
         ge=0,
@@ -218,9 +224,15 @@ class Unit:
     keyword_list: bool
     copies_question: bool
     clause: bool = False
+    asks: bool = False
+    """A question asked back (or a window holding one): never an answer, even to the judge."""
 
 
-JudgeTarget = tuple[Literal["kp", "mis", "whole"], int]
+JudgeTarget = tuple[Literal["kp", "mis", "whole", "asked"], int]
+"""What a pair is evidence for: a key point, a misconception, the whole answer, or what the question itself
+already states of a key point (read only where the answer restates the question)."""
+PROMPT_UNIT = -2
+"""JudgeItem.unit of the question's own text."""
 
 
 @dataclass
@@ -257,6 +269,9 @@ class Assessment:
     judge_items: list[JudgeItem] = field(default_factory=list)
     """The pairs a judge reads (none for an empty answer or one held for review)."""
     whole: str = ""
+    prompt: str = ""
+    restated: frozenset[int] = frozenset()
+    """Units in the question's own words, read by the judge: they earn only what the question does not state."""
     gate: float = 1.0
     """Share of the answer that may lift its credit holistically (on topic, no lists or copies, nothing denied)."""
     padding: float = 1.0
@@ -399,13 +414,22 @@ def _units(sentences: list[str], prompt: str, window: int) -> list[Unit]:
     if len(sentences) >= 3 and sum(fragments) >= 0.6 * len(sentences):
         keyword = [k or f for k, f in zip(keyword, fragments)]
     copied = [lexical.copies_question(s, prompt) for s in sentences]
-    units = [Unit(s, (i,), keyword[i], copied[i]) for i, s in enumerate(sentences)]
+    asks = [lexical.asks(s) for s in sentences]
+    units = [Unit(s, (i,), keyword[i], copied[i], asks=asks[i]) for i, s in enumerate(sentences)]
     if window >= 2:
         for i, text in enumerate(sentence_windows(sentences, window)):
             members = tuple(range(i, i + window))
-            units.append(Unit(text, members, any(keyword[j] for j in members), any(copied[j] for j in members)))
+            units.append(
+                Unit(
+                    text,
+                    members,
+                    any(keyword[j] for j in members),
+                    any(copied[j] for j in members),
+                    asks=any(asks[j] for j in members),
+                )
+            )
     for i, clause in answer_clauses(sentences):
-        units.append(Unit(clause, (i,), keyword[i], copied[i], clause=True))
+        units.append(Unit(clause, (i,), keyword[i], copied[i], clause=True, asks=asks[i]))
     return units
 
 
@@ -467,13 +491,14 @@ def _read(index: PartIndex, sentences: list[str], encoder: Encoder) -> _Reading:
     return _Reading(units, len(sentences), kp_sims, mis_sims, off_topic, other_arg, own_best, answer_vector)
 
 
-def _blocked(reading: _Reading, u: int) -> list[str]:
+def _blocked(reading: _Reading, u: int, restatements: bool = True) -> list[str]:
+    """Why a unit earns nothing by itself; `restatements=False` where the judge reads them."""
     unit = reading.units[u]
     return [
         name
         for name, on in (
             ("keyword_list", unit.keyword_list),
-            ("copies_question", unit.copies_question),
+            ("copies_question", unit.copies_question and (restatements or unit.asks)),
             ("off_topic", bool(reading.off_topic[u])),
         )
         if on
@@ -552,6 +577,8 @@ def assess(index: PartIndex, text: str, encoder: Encoder) -> Assessment:
     )
     _answer_flags(index, reading, assessment)
     assessment.judge_items = _judge_items(index, reading, sentences)
+    if cfg.judge_restatements:
+        assessment.prompt, assessment.restated = index.prompt, _restated(reading)
     assessment.neighbours, weight = _neighbours(index, reading.answer_vector, cfg)
     assessment.neighbour_weight = round(weight * assessment.gate, 4)
     return _settle(index, assessment, holistic_credit=_ramp(assessment.holistic, cfg.holistic_low, cfg.holistic_high))
@@ -607,6 +634,9 @@ def _similar_misconceptions(index: PartIndex, reading: _Reading) -> list[Misconc
     return out
 
 
+RESTATES = "the answer mostly restates the question"
+
+
 def _answer_flags(index: PartIndex, reading: _Reading, assessment: Assessment) -> None:
     """Answer-level observations (off topic, keyword list, restated question, padding) and the holistic gate."""
     cfg = index.config
@@ -636,7 +666,7 @@ def _answer_flags(index: PartIndex, reading: _Reading, assessment: Assessment) -
         assessment.warnings.append("the answer is mostly a list of terms without explanation")
         assessment.flags.add("keyword_list")
     if sum(u.copies_question for u in units[:n]) >= max(1, n / 2):
-        assessment.warnings.append("the answer mostly restates the question")
+        assessment.warnings.append(RESTATES)
         assessment.flags.add("copies_question")
     noisy = [reading.off_topic[i] or units[i].keyword_list or units[i].copies_question for i in range(n)]
     assessment.gate = (1.0 - float(np.mean(noisy))) * assessment.padding
@@ -666,7 +696,8 @@ def _judge_items(index: PartIndex, reading: _Reading, sentences: list[str]) -> l
     ):
         for k, (group, sims) in enumerate(zip(groups, sims_list)):
             best = sims.max(axis=1)
-            eligible = (u for u in pool if best[u] >= cfg.candidate_floor and not _blocked(reading, u))
+            restatements = kind == "mis" or not cfg.judge_restatements  # a restatement is read for key points only
+            eligible = (u for u in pool if best[u] >= cfg.candidate_floor and not _blocked(reading, u, restatements))
             ranked = sorted(eligible, key=lambda u: (-best[u], u))
             for u in ranked[: cfg.candidates]:
                 for w in np.argsort(-sims[u], kind="stable")[: cfg.wordings]:
@@ -676,7 +707,16 @@ def _judge_items(index: PartIndex, reading: _Reading, sentences: list[str]) -> l
                     items.append(JudgeItem(("kp", k), group.texts[int(w)], -1, float(best.max())))
     for text in whole_references(index.part):
         items.append(JudgeItem(("whole", 0), text, -1))
+    if cfg.judge_restatements:  # what the question itself states of each point a restatement is read for
+        restated = _restated(reading)
+        asked = {(it.target[1], it.rubric_text) for it in items if it.target[0] == "kp" and it.unit in restated}
+        items += [JudgeItem(("asked", k), text, PROMPT_UNIT) for k, text in sorted(asked)]
     return items
+
+
+def _restated(reading: _Reading) -> frozenset[int]:
+    """Units in the question's own words that are not questions themselves: the judge reads them for key points."""
+    return frozenset(u for u, unit in enumerate(reading.units) if unit.copies_question and not unit.asks)
 
 
 def whole_references(part: Part) -> list[str]:
@@ -694,6 +734,8 @@ def judge_pairs(index: PartIndex, assessment: Assessment) -> list[tuple[str, str
 
 
 def _unit_text(assessment: Assessment, unit: int) -> str:
+    if unit == PROMPT_UNIT:
+        return assessment.prompt
     return assessment.whole if unit < 0 else assessment.units[unit]
 
 
@@ -735,8 +777,9 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
     key_points: list[KeyPointResult] = []
     certainties: list[float] = []
     for k, (kp, old) in enumerate(zip(part.key_points, assessment.key_points)):
+        evidence = _beyond_the_question(by_target.get(("kp", k), []), by_target.get(("asked", k), []), assessment)
         result, certainty = _decide_key_point(
-            cfg, kp.points, old, by_target.get(("kp", k), []), assessment, assessment.lexical_denials.get(k)
+            cfg, kp.points, old, evidence, assessment, assessment.lexical_denials.get(k)
         )
         key_points.append(result)
         certainties.append(certainty)
@@ -747,12 +790,17 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
     p_whole = max((p for _, p in whole), key=lambda p: p[0]) if whole else np.array([0.0, 1.0, 0.0])
     denied = sum(kp.points for kp, r in zip(part.key_points, key_points) if DENIED & set(r.flags))
     gate = assessment.gate * (1.0 - denied / part.max_points)
+    flags = assessment.flags | {f for r in key_points for f in r.flags if f in DENIED}
+    warnings = assessment.warnings
+    if cfg.judge_restatements and any(r.matched for r in key_points):  # the question's words, answering it
+        flags, warnings = flags - {"copies_question"}, [w for w in warnings if w != RESTATES]
     out = replace(
         assessment,
         key_points=key_points,
         misconceptions=misconceptions,
         judged=True,
-        flags=assessment.flags | {f for r in key_points for f in r.flags if f in DENIED},
+        flags=flags,
+        warnings=warnings,
         gate=gate,
     )
     if assessment.gate > 0:  # exemplars cannot vouch for what the judge found denied either
@@ -761,6 +809,22 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
     kp_certainty = float(np.average(certainties, weights=[kp.points for kp in part.key_points]))
     settled.confidence = _confidence(kp_certainty, settled, float(p_whole[0]))
     return settled
+
+
+def _beyond_the_question(
+    evidence: list[tuple[JudgeItem, np.ndarray]], asked: list[tuple[JudgeItem, np.ndarray]], assessment: Assessment
+) -> list[tuple[JudgeItem, np.ndarray]]:
+    """A unit in the question's own words states a point only as far as the question does not already state it
+    ("We drop the KL term and optimise the ELBO" restates "Why may we drop the KL term ...?"; "the oil is less dense
+    than the corn syrup" answers "the density of the oil compared to the corn syrup")."""
+    given = {item.rubric_text: float(p[0]) for item, p in asked}
+    out = []
+    for item, p in evidence:
+        if item.unit in assessment.restated:
+            p = p.copy()
+            p[0] = max(0.0, p[0] - given.get(item.rubric_text, 0.0))
+        out.append((item, p))
+    return out
 
 
 def _unit_readings(evidence: list[tuple[JudgeItem, np.ndarray]]) -> list[tuple[int, float, float]]:
