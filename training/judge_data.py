@@ -168,9 +168,15 @@ def split_sentences(text: str) -> list[str]:
     return [p.strip() for p in parts if len(p.split()) >= 3]
 
 
-def _real_target(row: Row) -> str | float:
+PARTIAL_5WAY = frozenset({"partially_correct_incomplete", "irrelevant", "non_domain"})
+_CONNECTIVE = re.compile(r",?\s+(?:because|since|so that|so|which|when|and)\s+", re.IGNORECASE)
+
+
+def _real_target(row: Row, partial_neutral: bool = False) -> str | float:
     if row.label_5way == "contradictory":
         return "contradiction"
+    if partial_neutral and row.label_5way in PARTIAL_5WAY:
+        return "neutral"
     if row.dataset == "saf":
         return float(min(1.0, max(0.0, row.label)))
     return "entailment" if row.label >= 1.0 else 0.0
@@ -192,8 +198,19 @@ def keyword_list(text: str, rng: np.random.Generator) -> str | None:
     return ", ".join(keep)
 
 
+def first_part(sentence: str) -> str | None:
+    """The sentence up to its first connective ("X because Y" -> "X"), when both sides have 3+ words: a part of a
+    claim, which does not state the whole of it (neutral, not a contradiction)."""
+    match = _CONNECTIVE.search(sentence)
+    if not match:
+        return None
+    head, tail = sentence[: match.start()].strip(), sentence[match.end():].strip()
+    return head + "." if len(head.split()) >= 3 and len(tail.split()) >= 3 else None
+
+
 def dataset_items(rows: list[Row], rng: np.random.Generator, off_topic_per_question: int = 6,
-                  saf_rows: int = 1000, questions: dict[str, str] | None = None) -> list[Item]:
+                  saf_rows: int = 1000, questions: dict[str, str] | None = None,
+                  partial_neutral: bool = False) -> list[Item]:
     """Real (reference, answer) pairs with their human labels, and the rule-made pairs built from them.
 
     With `questions`, also topic-only neutrals: a reference's content words as a bare list, and the
@@ -215,11 +232,15 @@ def dataset_items(rows: list[Row], rng: np.random.Generator, off_topic_per_quest
     for qid in sorted(by_q):
         q_rows = by_q[qid]
         for r in q_rows:
-            items.append(Item(closest_reference(r.references, r.answer), r.answer, _real_target(r), f"real_{r.dataset}"))
+            target = _real_target(r, partial_neutral)
+            items.append(Item(closest_reference(r.references, r.answer), r.answer, target, f"real_{r.dataset}"))
         refs = list(dict.fromkeys(ref for r in q_rows for ref in r.references))
         sentences = list(dict.fromkeys(s for ref in refs for s in (split_sentences(ref) or [ref])))
         for s in sentences[:6]:
             items.append(Item(s, s, "entailment", "ref_self"))
+            part = first_part(s) if partial_neutral else None
+            if part:
+                items.append(Item(s, part, "neutral", "ref_part"))
             for flipped, _rule in perturbations(s):
                 items.append(Item(s, flipped, "contradiction", "ref_contra"))
         for r in q_rows:

@@ -164,14 +164,18 @@ def train(args: argparse.Namespace) -> None:
     else:
         train_rows, dev_rows = split_dev(rows, args.dev_fraction, args.seed) if args.dev_fraction else (rows, [])
     questions = read_questions(args.datasets) if args.topic_pairs else None
-    items = dataset_items(train_rows, rng, args.off_topic, args.saf_rows, questions)
+    items = dataset_items(train_rows, rng, args.off_topic, args.saf_rows, questions, args.partial_neutral)
     if args.nli:
         extra, nli_manifest = nli_items(args.nli, parse_quotas(args.nli_quotas), rng)
         items += extra
         manifest["nli"] = nli_manifest
     if args.smoke:
         items = [items[int(i)] for i in rng.choice(len(items), size=min(args.smoke, len(items)), replace=False)]
-    dev_items = dataset_items(dev_rows, np.random.default_rng(args.seed + 1), args.off_topic, 0, questions) if dev_rows else []
+    dev_items = (
+        dataset_items(dev_rows, np.random.default_rng(args.seed + 1), args.off_topic, 0, questions, args.partial_neutral)
+        if dev_rows
+        else []
+    )
     counts: dict[str, int] = {}
     for it in items:
         counts[it.kind] = counts.get(it.kind, 0) + 1
@@ -280,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--saf-rows", type=int, default=1000, help="SAF training answers used (seeded sample; 0 = all)")
     parser.add_argument("--dev-fraction", type=float, default=0.0, help="hold out this fraction of questions (choosing settings)")
     parser.add_argument("--dev-modules", default="", help="hold out these modules instead, e.g. scientsbank:ME,scientsbank:MX (a domain shift)")
+    parser.add_argument("--partial-neutral", action=argparse.BooleanOptionalAction, default=False,
+                        help="a partial answer is neutral: Beetle's partially correct, irrelevant and non-domain answers, and "
+                        "the first part of a reference sentence ('X' of 'X because Y'); otherwise they are only 'not entailment'")
     parser.add_argument("--smoke", type=int, default=0, help="train on this many pairs only (a quick check)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
