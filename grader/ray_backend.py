@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import os
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -70,6 +71,28 @@ LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 LOCAL_HEAD_ENV = {**LOOPBACK_ONLY, "RAY_AUTH_MODE": "token"}
 """Environment of a local_cluster head and of the drivers that join it: loopback, and Ray's token
 (in ~/.ray) required of every driver, so another user of the machine cannot submit work to it."""
+
+
+def ensure_auth_token() -> Path | None:
+    """Make sure Ray finds a token for a head started in token mode, creating one readable by its owner only.
+
+    `ray start --head` under RAY_AUTH_MODE=token refuses to start where no token exists (a fresh
+    machine); Ray reads it from $RAY_AUTH_TOKEN, else the file $RAY_AUTH_TOKEN_PATH, else
+    ~/.ray/auth_token. Returns the file written, or None when a token was already there.
+    """
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return None
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if path.exists():
+        return None
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:  # 256 random bits, as `ray get-auth-token --generate` makes, but never world-readable
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made one meanwhile: use it
+        return None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path
 
 
 def import_ray(loopback: bool = False) -> Any:
@@ -472,6 +495,7 @@ def local_cluster(
     window to report, which a starved machine misses) is started again, `attempts` times in all.
     """
     deadline = time.monotonic() + timeout_s
+    ensure_auth_token()
     with tempfile.TemporaryDirectory(prefix="grader-ray-head-") as logs:
         for attempt in range(attempts):
             head, address, log = _start_head(num_cpus, object_store_mb, Path(logs) / f"head{attempt}.log")

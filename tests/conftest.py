@@ -17,6 +17,8 @@ os.environ["GRADER_CACHE_DIR"] = tempfile.mkdtemp(prefix="grader-test-cache-")
 # The Ray clusters tests start stay on this machine's loopback (set before any test imports ray).
 for _name, _value in LOCAL_HEAD_ENV.items():
     os.environ.setdefault(_name, _value)
+# ... with a token of the session's own (made by local_cluster), not one in the user's ~/.ray
+os.environ.setdefault("RAY_AUTH_TOKEN_PATH", os.path.join(tempfile.mkdtemp(prefix="grader-ray-token-"), "auth_token"))
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRICS = ROOT / "rubrics"

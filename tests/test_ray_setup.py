@@ -1,4 +1,4 @@
-"""The Ray backend's setup, without a cluster: how it says Ray is missing, and how the rubrics travel."""
+"""The Ray backend's setup, without a cluster: how it says Ray is missing, how the rubrics travel, the head's token."""
 
 from __future__ import annotations
 
@@ -55,3 +55,24 @@ def test_rubrics_travel_as_bytes_and_rebuild_the_same_set(tmp_path):
         if part.code is not None:
             here, there = rubrics.reference_path(rubric, part), rebuilt.reference_path(rubric2, part2)
             assert there.is_relative_to(tmp_path / "elsewhere") and there.read_bytes() == here.read_bytes()
+
+
+def test_a_local_head_gets_a_token_only_its_owner_can_read(tmp_path, monkeypatch):
+    """A fresh machine has no Ray token, and a head in token mode will not start without one."""
+    from grader.ray_backend import ensure_auth_token
+
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    made = ensure_auth_token()
+    assert made == tmp_path / ".ray" / "auth_token"
+    token = made.read_text()
+    assert len(token) == 64 and int(token, 16) >= 0
+    assert made.stat().st_mode & 0o777 == 0o600 and made.parent.stat().st_mode & 0o077 == 0
+    assert ensure_auth_token() is None and made.read_text() == token  # an existing token is kept
+
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "elsewhere" / "token"))
+    assert ensure_auth_token() == tmp_path / "elsewhere" / "token"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "given")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "unused"))
+    assert ensure_auth_token() is None and not (tmp_path / "unused").exists()
