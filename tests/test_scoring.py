@@ -327,7 +327,15 @@ def test_off_topic_means_another_topic_not_a_neighbouring_question(encoder):
     assert "off_topic" in assess(old, neighbour, encoder).flags
 
 
-def _density_part(encoder, **config):
+DENSITY_PROMPT = (
+    "Oil and corn syrup are layered in a tall, thin container. What does the layering tell you about the density of "
+    "the oil compared to the corn syrup?"
+)
+FLOATS = "Oil is less dense than corn syrup, so the oil floats on the syrup."
+"""A key point that adds to the question's words (the density part's own point is in them)."""
+
+
+def _density_part(encoder, key_point: str = "Oil is less dense than corn syrup.", **config):
     """A one-point part whose answer is in the question's own words: which of the two is denser."""
     from grader.evaluation.dataset import rubric_set
     from grader.rubric import KeyPoint, Part, Rubric
@@ -335,11 +343,10 @@ def _density_part(encoder, **config):
     part = Part(
         id="a",
         kind="written",
-        prompt="Oil and corn syrup are layered in a tall, thin container. What does the layering tell you about the "
-        "density of the oil compared to the corn syrup?",
+        prompt=DENSITY_PROMPT,
         max_points=1,
-        reference_answer="Oil is less dense than corn syrup.",
-        key_points=[KeyPoint(label="density", text="Oil is less dense than corn syrup.", points=1)],
+        reference_answer=key_point,
+        key_points=[KeyPoint(label="density", text=key_point, points=1)],
     )
     rubrics = rubric_set([Rubric(id="layers", title="layers", parts=[part])])
     return build_indexes(rubrics, encoder, ScoringConfig(**config))["layers.a"]
@@ -361,15 +368,36 @@ class _QuestionAwareJudge:
 def test_an_answer_in_the_questions_words_earns_what_the_question_does_not_state(encoder, asked, earned):
     """ "The oil is less dense than the corn syrup" uses only the question's content words, yet it answers it. The
     judge reads such a restatement, and it earns a point only beyond what the judge reads the question itself as
-    stating: a judge that reads the question as stating the point gives the restatement nothing."""
+    stating: a judge that reads the question as stating the point gives the restatement nothing (here the point says
+    more than the question: see the next test for a point in the question's words)."""
     from grader.written import lexical
 
-    index = _density_part(encoder)
+    index = _density_part(encoder, FLOATS)
+    assert not lexical.copies_question(FLOATS, index.prompt)
     answer = "The oil is less dense than the corn syrup."
     assert lexical.copies_question(answer, index.prompt)
     assessment = judged(index, assess(index, answer, encoder), _QuestionAwareJudge(index.prompt, asked))
     assert (assessment.key_points[0].points >= 0.5) == earned
     assert ("copies_question" in assessment.flags) != earned  # credited: it answered, so it is not called a copy
+
+
+@pytest.mark.parametrize("answer_in_question", [True, False])
+def test_a_point_in_the_questions_words_is_earned_by_restating_it(encoder, answer_in_question):
+    """When every key point is in the question's own words, the question holds the answer ("What was Sam's
+    response?" after the story of Sam slapping a mosquito; the rubric's own reference restates it): the question's
+    discount would give even the reference answer nothing, so a restatement keeps what the judge reads in it."""
+    from grader.written import lexical
+
+    index = _density_part(encoder, answer_in_question=answer_in_question)
+    assert lexical.copies_question(index.part.key_points[0].text, index.prompt)
+    for answer in ("The oil is less dense than the corn syrup.", index.part.reference_answer):
+        assessment = judged(index, assess(index, answer, encoder), _QuestionAwareJudge(index.prompt, 0.9))
+        assert assessment.key_points[0].matched == answer_in_question
+        assert ("copies_question" in assessment.flags) != answer_in_question
+    # a question asked back still states nothing
+    asked_back = judged(index, assess(index, "Is the oil less dense than the corn syrup?", encoder),
+                        _QuestionAwareJudge(index.prompt, 0.9))
+    assert asked_back.key_points[0].points == 0
 
 
 def test_a_restatement_earns_nothing_without_judge_restatements(encoder):

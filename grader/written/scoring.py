@@ -111,6 +111,14 @@ class ScoringConfig(BaseModel):
         'whether it states a key point ("the oil is less dense than the corn syrup" answers a question about the '
         "density of the oil compared to the corn syrup). Without a judge, a restatement earns nothing.",
     )
+    answer_in_question: bool = Field(
+        default=True,
+        description=(
+            "With judge_restatements: when every key point of a part is in the question's own words (the scenario "
+            "holds the answer, as in 'What was Sam's response?' after a story), a restatement earns its points without "
+            "the question's discount."
+        ),
+    )
     hedge_credit: float = Field(
         default=1.0,
         ge=0,
@@ -776,8 +784,15 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
     entailed_units: dict[int, float] = {}
     key_points: list[KeyPointResult] = []
     certainties: list[float] = []
+    # every point of the rubric in the question's own words: the answer is to restate it, not to add to it
+    answered_in_question = cfg.answer_in_question and all(
+        any(lexical.copies_question(text, index.prompt) for text in group.texts) for group in index.key_points
+    )
     for k, (kp, old) in enumerate(zip(part.key_points, assessment.key_points)):
-        evidence = _beyond_the_question(by_target.get(("kp", k), []), by_target.get(("asked", k), []), assessment)
+        if answered_in_question:
+            evidence = _swaps_denied(by_target.get(("kp", k), []), assessment)
+        else:
+            evidence = _beyond_the_question(by_target.get(("kp", k), []), by_target.get(("asked", k), []), assessment)
         result, certainty = _decide_key_point(
             cfg, kp.points, old, evidence, assessment, assessment.lexical_denials.get(k)
         )
@@ -823,6 +838,20 @@ def _beyond_the_question(
         if item.unit in assessment.restated:
             p = p.copy()
             p[0] = max(0.0, p[0] - given.get(item.rubric_text, 0.0))
+        out.append((item, p))
+    return out
+
+
+def _swaps_denied(
+    evidence: list[tuple[JudgeItem, np.ndarray]], assessment: Assessment
+) -> list[tuple[JudgeItem, np.ndarray]]:
+    """Where the question's words hold the answer, a restatement that swaps one word for its opposite ("the oil is
+    more dense than the corn syrup" for "less dense") gives the other answer: it denies the point. The judge reads a
+    bare antonym swap as the same claim (lexical.opposes), and here that swap is all that tells right from wrong."""
+    out = []
+    for item, p in evidence:
+        if item.unit in assessment.restated and lexical.opposes(_unit_text(assessment, item.unit), item.rubric_text):
+            p = np.array([0.0, 0.0, 1.0])
         out.append((item, p))
     return out
 
