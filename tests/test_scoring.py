@@ -394,6 +394,10 @@ def test_a_point_in_the_questions_words_is_earned_by_restating_it(encoder, answe
         assessment = judged(index, assess(index, answer, encoder), _QuestionAwareJudge(index.prompt, 0.9))
         assert assessment.key_points[0].matched == answer_in_question
         assert ("copies_question" in assessment.flags) != answer_in_question
+    # the other answer in the question's words: a judge that reads every sentence as stating the point is overruled
+    swapped = judged(index, assess(index, "The oil is more dense than the corn syrup.", encoder),
+                     _QuestionAwareJudge(index.prompt, 0.9))
+    assert not swapped.key_points[0].matched
     # a question asked back still states nothing
     asked_back = judged(index, assess(index, "Is the oil less dense than the corn syrup?", encoder),
                         _QuestionAwareJudge(index.prompt, 0.9))
