@@ -20,7 +20,16 @@ import pytest
 import yaml
 
 from grader.feedback import written_feedback
-from grader.written.scoring import ScoringConfig, assess, assess_answers, build_indexes, final_points, judged
+from grader.written.scoring import (
+    Assessment,
+    ScoringConfig,
+    assess,
+    assess_answers,
+    build_indexes,
+    final_confidence,
+    final_points,
+    judged,
+)
 
 from .conftest import DATA
 
@@ -146,6 +155,19 @@ def test_reference_answers_earn_most_of_their_points(written_grader):
     assert sum(f >= 0.95 for f in fractions.values()) >= 16, fractions
     assert fractions["q9.a"] >= 0.95, fractions
     assert sum(fractions.values()) / len(fractions) >= 0.92, fractions
+
+
+@pytest.mark.parametrize("doubt", [0.0, 0.5, 1.0])
+def test_a_grade_half_way_up_the_scale_is_the_least_sure(written_grader, doubt):
+    """A grade between a pass and a fail is the one a TA's reading most often moves: the review queue sees it first."""
+    index = written_grader.indexes["q3.a"]
+    index = replace(index, config=index.config.model_copy(update={"midrange_doubt": doubt}))
+    top = index.part.max_points
+    assessment = Assessment(part_id="q3.a", raw_score=0.5, key_points=[], misconceptions=[], confidence=0.8)
+    at = {f: final_confidence(index, assessment, f * top) for f in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    assert at[0.0] == at[1.0] == 0.8
+    assert at[0.5] == pytest.approx(0.8 * (1 - doubt), abs=1e-3)
+    assert at[0.25] == at[0.75] and (at[0.5] < at[0.25] < at[0.0] if doubt else set(at.values()) == {0.8})
 
 
 def test_an_answer_in_another_language_is_held_for_a_ta(written_grader):

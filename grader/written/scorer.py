@@ -28,6 +28,7 @@ from grader.written.scoring import (
     assess_answers,
     background_sentences,
     build_indexes,
+    final_confidence,
     final_points,
 )
 
@@ -98,7 +99,7 @@ def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
         max_points=index.part.max_points,
         raw_score=assessment.raw_score,
         calibrated=calibrated,
-        confidence=assessment.confidence,
+        confidence=final_confidence(index, assessment, points),
         feedback=written_feedback(index.part, assessment),
         key_points=assessment.key_points,
         misconceptions=assessment.misconceptions,

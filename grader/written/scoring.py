@@ -180,6 +180,13 @@ class ScoringConfig(BaseModel):
         default=0.60, description="Below this cosine to its nearest exemplar, an answer ignores them."
     )
     knn_high: float = Field(default=0.90, description="From this cosine on, the nearest exemplars' grades weigh most.")
+    midrange_doubt: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Confidence falls by up to this share for a grade halfway up the part's scale (what the "
+        "student earns, after calibration): there the grade sits between a pass and a fail.",
+    )
     long_answer_sentences: int = Field(
         default=12, description="From this many sentences on, off-topic padding costs credit."
     )
@@ -1002,6 +1009,13 @@ def final_points(index: PartIndex, assessment: Assessment) -> tuple[float, bool]
     if complete:
         fraction = max(fraction, COMPLETE * assessment.raw_score)
     return round(float(np.clip(fraction, 0, 1)) * max_points, 2), used
+
+
+def final_confidence(index: PartIndex, assessment: Assessment, points: float) -> float:
+    """The assessment's confidence, lowered for a grade halfway up the scale (ScoringConfig.midrange_doubt)."""
+    fraction = min(1.0, max(0.0, points / index.part.max_points))
+    doubt = index.config.midrange_doubt * 4.0 * fraction * (1.0 - fraction)
+    return round(assessment.confidence * (1.0 - doubt), 3)
 
 
 def all_answer_texts(answers: Iterable[str], window: int = 2) -> list[str]:
