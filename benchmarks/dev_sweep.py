@@ -13,7 +13,7 @@ held out, as its unseen-domains split holds out whole domains) and pass the same
 and `--judge DIR` here, with `--only scientsbank`.
 
     python benchmarks/dev_sweep.py DATASETS_DIR --grid '{"distinct_topic": [1.01, 0.6, 0.5, 0.4]}' \
-        [--only scientsbank,beetle] [--cache DIR] [--exemplars 0]
+        [--only scientsbank,beetle] [--cache DIR] [--exemplars 0] [--predictions DIR]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "training"))
 
-from grader.evaluation import EvalSession, evaluate, load_dataset  # noqa: E402
+from grader.evaluation import EvalSession, evaluate, load_dataset, write_predictions  # noqa: E402
 from grader.evaluation.dataset import Dataset  # noqa: E402
 from grader.written import cached_models  # noqa: E402
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE  # noqa: E402
@@ -64,6 +64,13 @@ def main() -> None:
     )
     parser.add_argument("--judge", default=DEFAULT_JUDGE)
     parser.add_argument("--cache", type=Path, default=None, help="SQLite cache of vectors and judge probabilities.")
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        help="Write one CSV per dataset and setting here (`grader eval --predictions`): what "
+        "training/fit_confidence.py fits the confidence model on.",
+    )
     args = parser.parse_args()
 
     rows, _ = read_rows(args.datasets)
@@ -80,7 +87,13 @@ def main() -> None:
         session = EvalSession(encoder, ScoringConfig(**setting), judge)
         cells = []
         for name, dataset in data.items():
-            result = evaluate(dataset, split="dev", exemplars=args.exemplars, session=session)
+            result, predictions = evaluate(
+                dataset, split="dev", exemplars=args.exemplars, session=session, return_predictions=True
+            )
+            if args.predictions:
+                args.predictions.mkdir(parents=True, exist_ok=True)
+                tag = "_".join(f"{k}={v}" for k, v in setting.items())
+                write_predictions(predictions, args.predictions / f"{name}_dev_{args.exemplars}{tag and '_' + tag}.csv")
             metric = "accuracy" if result.task == "2way" else "pearson"
             grader, baseline = result.metrics["grader"], result.metrics["baseline"]
             cells.append(

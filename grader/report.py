@@ -129,7 +129,16 @@ class PartResult(BaseModel):
         default=None, description="Fraction of credit before calibration (0-1, penalties applied)."
     )
     calibrated: bool = Field(default=False, description="True when exemplars mapped raw_score to points.")
-    confidence: float = Field(ge=0, le=1, description="How far the evidence is from the decision thresholds.")
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="How likely the grade is right (within a quarter of the maximum of a human's, for a judged "
+        "written answer); the review queue shows the least sure first.",
+    )
+    confidence_signals: dict[str, float] | None = Field(
+        default=None,
+        description="What the confidence model read (grader.written.confidence.SIGNALS): why a grade is unsure.",
+    )
     feedback: list[str] = Field(default_factory=list)
     key_points: list[KeyPointResult] = Field(default_factory=list)
     misconceptions: list[MisconceptionResult] = Field(default_factory=list)

@@ -159,7 +159,8 @@ def test_reference_answers_earn_most_of_their_points(written_grader):
 
 @pytest.mark.parametrize("doubt", [0.0, 0.5, 1.0])
 def test_a_grade_half_way_up_the_scale_is_the_least_sure(written_grader, doubt):
-    """A grade between a pass and a fail is the one a TA's reading most often moves: the review queue sees it first."""
+    """The hand-made confidence (no judge; one side of the blend): a grade between a pass and a fail is the one a
+    TA's reading most often moves, so the review queue sees it first."""
     index = written_grader.indexes["q3.a"]
     index = replace(index, config=index.config.model_copy(update={"midrange_doubt": doubt}))
     top = index.part.max_points

@@ -51,7 +51,9 @@ def eval_(
     predictions_file: Annotated[
         Path | None,
         typer.Option(
-            "--predictions", help="Write one CSV row per evaluated answer: gold, predicted, confidence, flags."
+            "--predictions",
+            help="Write one CSV row per evaluated answer: gold, predicted, confidence, flags, and the signals "
+            "the confidence model read.",
         ),
     ] = None,
     limit: Annotated[

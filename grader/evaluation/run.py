@@ -45,6 +45,7 @@ from grader.evaluation.metrics import (
 )
 from grader.rubric import RubricSet
 from grader.written import DEFAULT_MODEL, Encoder, ScoringConfig, all_answer_texts
+from grader.written.confidence import HAND_MADE, SIGNALS
 
 if TYPE_CHECKING:
     from grader.pipeline import Grader
@@ -97,6 +98,8 @@ class Graded:
     points: float
     confidence: float
     flags: list[str] = field(default_factory=list)
+    signals: dict[str, float] | None = None
+    """What the confidence model read (judged answers only)."""
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Predictions:
     flags: list[list[str]]
     decisions: dict[str, np.ndarray] = field(default_factory=dict)
     """2-way data: system name -> the 0/1 decision per row."""
+    signals: list[dict[str, float] | None] = field(default_factory=list)
+    """What the grader's confidence model read, per row (None where it did not apply)."""
 
 
 class EvalSession:
@@ -148,7 +153,9 @@ class EvalSession:
         )
         results = grader.score_answers([(f"{rid}.a", text) for rid, text in todo])
         for (rid, text), result in zip(todo, results):
-            self._graded[(rubrics.sha256, rid, text)] = Graded(result.points, result.confidence, list(result.flags))
+            self._graded[(rubrics.sha256, rid, text)] = Graded(
+                result.points, result.confidence, list(result.flags), result.confidence_signals
+            )
         return [self._graded[(rubrics.sha256, rid, text)] for rid, text in items]
 
 
@@ -434,7 +441,15 @@ def _measure(
             a, b = fit_line(fit_fraction, line_gold / line_tops)
             systems[name] = np.clip(a * systems[name] / tops + b, 0, 1) * tops
     confidence = np.array([g.confidence for g in graded["grader"]])
-    predictions = Predictions(plan.eval_rows, gold, tops, systems, confidence, [g.flags for g in graded["grader"]])
+    predictions = Predictions(
+        plan.eval_rows,
+        gold,
+        tops,
+        systems,
+        confidence,
+        [g.flags for g in graded["grader"]],
+        signals=[g.signals for g in graded["grader"]],
+    )
     metrics: dict[str, Metrics] = {}
     for name, points in systems.items():
         m = Metrics(
@@ -494,12 +509,16 @@ def per_question(predictions: Predictions, system: str, step: float) -> list[Que
 
 
 def write_predictions(predictions: Predictions, path: Path) -> None:
-    """One CSV row per evaluated answer: gold, each system's points (and decision), confidence, flags."""
+    """One CSV row per evaluated answer: gold, each system's points (and decision), confidence, flags,
+    and what the confidence model read (training/fit_confidence.py fits it on these columns)."""
     systems = list(predictions.systems)
+    read = [s or {} for s in predictions.signals] or [{} for _ in predictions.rows]
+    names = [n for n in (*SIGNALS, HAND_MADE) if any(n in s for s in read)]
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         header = ["row", "split", "question_id", "student_answer", "gold", "max_points", "confidence", "flags"]
         header += [f"{s}_points" for s in systems] + [f"{s}_decision" for s in systems if s in predictions.decisions]
+        header += [f"signal_{n}" for n in names]
         writer.writerow(header)
         for i, row in enumerate(predictions.rows):
             record = [
@@ -514,6 +533,7 @@ def write_predictions(predictions: Predictions, path: Path) -> None:
             ]
             record += [f"{predictions.systems[s][i]:.4f}" for s in systems]
             record += [int(predictions.decisions[s][i]) for s in systems if s in predictions.decisions]
+            record += [f"{read[i][n]:.4f}" if n in read[i] else "" for n in names]
             writer.writerow(record)
 
 

@@ -28,6 +28,7 @@ from grader.written.scoring import (
     assess_answers,
     background_sentences,
     build_indexes,
+    confidence_signals,
     final_confidence,
     final_points,
 )
@@ -100,6 +101,7 @@ def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
         raw_score=assessment.raw_score,
         calibrated=calibrated,
         confidence=final_confidence(index, assessment, points),
+        confidence_signals=confidence_signals(index, assessment, points),
         feedback=written_feedback(index.part, assessment),
         key_points=assessment.key_points,
         misconceptions=assessment.misconceptions,

@@ -34,6 +34,7 @@ from grader.report import KeyPointResult, MisconceptionResult
 from grader.rubric import Part, Rubric, RubricSet
 from grader.written import lexical
 from grader.written.calibration import Calibration, fit_calibration
+from grader.written.confidence import ConfidenceModel, shipped_model, signals
 from grader.written.embedding import Encoder
 from grader.written.language import detect as detect_language
 from grader.written.language import strip_placeholders
@@ -184,8 +185,14 @@ class ScoringConfig(BaseModel):
         default=0.5,
         ge=0,
         le=1,
-        description="Confidence falls by up to this share for a grade halfway up the part's scale (what the "
-        "student earns, after calibration): there the grade sits between a pass and a fail.",
+        description="The hand-made confidence falls by up to this share for a grade halfway up the part's scale "
+        "(what the student earns, after calibration): there the grade sits between a pass and a fail.",
+    )
+    confidence_model: ConfidenceModel | None = Field(
+        default_factory=shipped_model,
+        description="For judged answers: the probability that the grade is within a quarter of the maximum of a "
+        "human's, from the scorer's signals, blended with the hand-made confidence (grader.written.confidence). "
+        "None: the hand-made confidence alone.",
     )
     long_answer_sentences: int = Field(
         default=12, description="From this many sentences on, off-topic padding costs credit."
@@ -293,10 +300,14 @@ class Assessment:
     lexical_denials: dict[int, int] = field(default_factory=dict)
     """Key point index -> the unit that denies it by a negation mismatch (see ScoringConfig.lexical_denial)."""
     held_for_review: str | None = None
+    """Why a person must grade this answer (another language), or None."""
     language: str | None = None
     """ISO 639-1 code of the answer's language when it is not the course's (the answer is held for a TA)."""
-    """Why a person must grade this answer (another language), or None."""
     judged: bool = False
+    key_point_certainty: float = 1.0
+    """How decisive the judge's probabilities were on the key points (weighted by their points)."""
+    whole_entailment: float | None = None
+    """The judge's probability that the whole answer states the reference answer (None: not judged)."""
 
 
 def part_prompt(rubric: Rubric, part: Part) -> str:
@@ -830,6 +841,7 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
     settled = _settle(index, out, holistic_credit=float(p_whole[0]))
     kp_certainty = float(np.average(certainties, weights=[kp.points for kp in part.key_points]))
     settled.confidence = _confidence(kp_certainty, settled, float(p_whole[0]))
+    settled.key_point_certainty, settled.whole_entailment = kp_certainty, float(p_whole[0])
     return settled
 
 
@@ -1011,11 +1023,30 @@ def final_points(index: PartIndex, assessment: Assessment) -> tuple[float, bool]
     return round(float(np.clip(fraction, 0, 1)) * max_points, 2), used
 
 
+def confidence_signals(index: PartIndex, assessment: Assessment, points: float) -> dict[str, float] | None:
+    """What the confidence model reads of an answer the judge read (None for one it did not)."""
+    if not assessment.judged:
+        return None
+    fraction = _fraction(index, points)
+    read = signals(assessment, fraction, _hand_made(index, assessment, fraction))
+    return {k: round(v, 4) for k, v in read.items()}
+
+
 def final_confidence(index: PartIndex, assessment: Assessment, points: float) -> float:
+    """How likely the grade is right: the confidence model for a judged answer, else the hand-made confidence."""
+    model, read = index.config.confidence_model, confidence_signals(index, assessment, points)
+    if model is not None and read is not None:
+        return round(model.confidence(read), 3)
+    return round(_hand_made(index, assessment, _fraction(index, points)), 3)
+
+
+def _hand_made(index: PartIndex, assessment: Assessment, fraction: float) -> float:
     """The assessment's confidence, lowered for a grade halfway up the scale (ScoringConfig.midrange_doubt)."""
-    fraction = min(1.0, max(0.0, points / index.part.max_points))
-    doubt = index.config.midrange_doubt * 4.0 * fraction * (1.0 - fraction)
-    return round(assessment.confidence * (1.0 - doubt), 3)
+    return assessment.confidence * (1.0 - index.config.midrange_doubt * 4.0 * fraction * (1.0 - fraction))
+
+
+def _fraction(index: PartIndex, points: float) -> float:
+    return min(1.0, max(0.0, points / index.part.max_points))
 
 
 def all_answer_texts(answers: Iterable[str], window: int = 2) -> list[str]:
