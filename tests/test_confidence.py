@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.written.confidence import HAND_MADE, SIGNALS, ConfidenceModel, shipped_model
+from grader.written.confidence import DOUBTS, HAND_MADE, SIGNALS, ConfidenceModel, doubts, shipped_model
 from grader.written.scoring import Assessment, final_confidence
 
 FIT_SCRIPT = Path(__file__).resolve().parent.parent / "training" / "fit_confidence.py"
@@ -131,3 +131,11 @@ def test_the_blend_keeps_the_hand_made_confidence_where_the_model_would_lose_a_d
     assert gamma["blend 1"] < gamma["hand_made"] - 0.1
     assert saved["blend"] < 1.0
     assert gamma[f"blend {saved['blend']:g}"] >= gamma["hand_made"] - 0.01
+
+
+def test_a_half_way_grade_the_whole_answer_reading_disputes_says_so_first():
+    model = shipped_model()
+    sure = {s: 0.0 for s in SIGNALS} | {"certainty": 1.0, "key_point_certainty": 1.0, "agreement": 1.0, "grade": 1.0}
+    assert doubts(model, sure) == []
+    disputed = sure | {"midrange": 1.0, "grade": 0.5, "whole_disagrees": 0.5}
+    assert doubts(model, disputed) == [DOUBTS["midrange"][1], DOUBTS["whole_disagrees"][1]]

@@ -186,3 +186,25 @@ def test_terminal_path_lists_the_queue_overrides_and_exports(class_copy):
         json.loads((out / "export" / "gradescope" / "rossi" / "results.json").read_text())["score"]
         == _report(out, "rossi").total
     )
+
+
+def test_a_grade_more_likely_wrong_than_right_says_why(class_copy):
+    from fastapi.testclient import TestClient
+    from markupsafe import escape
+
+    from grader.review.app import _doubts, create_app
+    from grader.written.confidence import doubts, shipped_model
+
+    workspace = Workspace(class_copy / "out")
+    low = [
+        p
+        for r in workspace.reports.values()
+        for p in r.parts
+        if p.confidence_signals and p.confidence < 0.5 and doubts(shipped_model(), p.confidence_signals)
+    ]
+    sure = [p for r in workspace.reports.values() for p in r.parts if p.confidence_signals and p.confidence >= 0.8]
+    assert low and sure
+    client = TestClient(create_app(workspace), base_url="http://127.0.0.1")
+    page = client.get(f"/part/{low[0].part_id}").text
+    assert "unsure: " + str(escape("; ".join(doubts(shipped_model(), low[0].confidence_signals)))) in page
+    assert _doubts(low[0]) and not _doubts(sure[0])  # a grade more likely right than wrong is not explained away

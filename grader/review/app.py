@@ -28,9 +28,12 @@ from grader.report import PartResult
 from grader.review.overrides import OverrideError
 from grader.review.workspace import Workspace, students_in
 from grader.written import split_sentences
+from grader.written.confidence import doubts, shipped_model
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 ALLOWED_HOSTS = {"127.0.0.1", "localhost"}
+LOW_CONFIDENCE = 0.5
+"""Below this the grade is more likely wrong than right (a judged written answer): shown as low, with why."""
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'"
 
 
@@ -42,6 +45,13 @@ class RegradeState:
     message: str | None = None
     error: str | None = None
     done: int = 0
+
+
+def _doubts(part: PartResult) -> list[str]:
+    """Why a written grade below 0.5 confidence is unsure, in words (grader.written.confidence.doubts)."""
+    if part.confidence_signals is None or part.confidence >= LOW_CONFIDENCE:
+        return []
+    return doubts(shipped_model(), part.confidence_signals)
 
 
 def marked_answer(part: PartResult) -> Markup:
@@ -138,7 +148,7 @@ def _add_pages(app: FastAPI, site: _Site) -> None:
                     "n": len(answered),
                     "pending": sum(i.part.review is None or i.part.review.status == "stale" for i in answered),
                     "stale": sum(i.part.review is not None and i.part.review.status == "stale" for i in answered),
-                    "low": sum(i.part.confidence < 0.5 and i.part.review is None for i in answered),
+                    "low": sum(i.part.confidence < LOW_CONFIDENCE and i.part.review is None for i in answered),
                 }
             )
         return site.page(
@@ -157,7 +167,14 @@ def _add_pages(app: FastAPI, site: _Site) -> None:
         groups = workspace.groups(part_id)
         pairs = [p for p in workspace.pairs() if p.part_id == part_id]
         return site.page(
-            request, "part.html", part_id=part_id, groups=groups, pairs=pairs, error=error, marked=marked_answer
+            request,
+            "part.html",
+            part_id=part_id,
+            groups=groups,
+            pairs=pairs,
+            error=error,
+            marked=marked_answer,
+            doubts=_doubts,
         )
 
     @app.get("/collusion", response_class=HTMLResponse)

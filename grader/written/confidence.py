@@ -98,6 +98,30 @@ def signals(assessment: Assessment, fraction: float, hand_made: float) -> dict[s
     }
 
 
+DOUBTS: dict[str, tuple[float, str]] = {
+    "midrange": (0.0, "the grade is half-way up the scale, between a pass and a fail"),
+    "whole_disagrees": (0.0, "the judge's reading of the whole answer disagrees with the grade"),
+    "holistic_disagrees": (0.0, "the answer's similarity to the reference answer disagrees with the grade"),
+    "certainty": (1.0, "the judge was undecided on the key points"),
+    "neighbours_disagree": (0.0, "the most similar graded answers got another grade"),
+}
+"""Signals a TA can act on: the value that costs nothing, and what a costly value means."""
+
+DOUBT_FLOOR = 0.5
+"""A signal is a reason for doubt when it lowers the model's log-odds by at least this much."""
+
+
+def doubts(model: ConfidenceModel, read: dict[str, float]) -> list[str]:
+    """Why a grade is unsure, in words, most telling first: the signals that cost the most log-odds."""
+    costs = []
+    for name, (best, words) in DOUBTS.items():
+        if name in read and name in model.weights:
+            cost = model.weights[name] * (read[name] - best)
+            if cost <= -DOUBT_FLOOR:
+                costs.append((cost, words))
+    return [words for _, words in sorted(costs)]
+
+
 @cache
 def shipped_model() -> ConfidenceModel:
     """The model that ships with the package (its weights; provenance sits beside them in the same file)."""
