@@ -139,3 +139,17 @@ def test_a_half_way_grade_the_whole_answer_reading_disputes_says_so_first():
     assert doubts(model, sure) == []
     disputed = sure | {"midrange": 1.0, "grade": 0.5, "whole_disagrees": 0.5}
     assert doubts(model, disputed) == [DOUBTS["midrange"][1], DOUBTS["whole_disagrees"][1]]
+
+
+def test_eval_predictions_carry_the_signals_the_fit_reads(tmp_path, encoder, judge, monkeypatch):
+    """`grader eval --predictions` with the judge writes every signal; the fit script reads them back."""
+    from grader.evaluation import evaluate, write_predictions
+
+    data = Path(__file__).resolve().parent / "data" / "eval_tiny.csv"
+    _, predictions = evaluate(data, split="test", encoder=encoder, judge=judge, return_predictions=True)
+    path = tmp_path / "tiny_dev_0.csv"
+    write_predictions(predictions, path)
+    rows = _fit_script(monkeypatch).read(path)
+    judged = [s for s in predictions.signals if s is not None]
+    assert judged and rows.x.shape == (len(judged), len(SIGNALS))
+    assert np.allclose(rows.hand_made, [s[HAND_MADE] for s in judged], atol=1e-4)
