@@ -189,11 +189,14 @@ def test_terminal_path_lists_the_queue_overrides_and_exports(class_copy):
 
 
 def test_a_grade_more_likely_wrong_than_right_says_why(class_copy):
+    """On its review page and in the terminal queue."""
     from fastapi.testclient import TestClient
     from markupsafe import escape
+    from typer.testing import CliRunner
 
-    from grader.review.app import _doubts, create_app
-    from grader.written.confidence import doubts, shipped_model
+    from grader.cli import app
+    from grader.review.app import create_app
+    from grader.written.confidence import doubts, shipped_model, why_unsure
 
     workspace = Workspace(class_copy / "out")
     low = [
@@ -207,4 +210,6 @@ def test_a_grade_more_likely_wrong_than_right_says_why(class_copy):
     client = TestClient(create_app(workspace), base_url="http://127.0.0.1")
     page = client.get(f"/part/{low[0].part_id}").text
     assert "unsure: " + str(escape("; ".join(doubts(shipped_model(), low[0].confidence_signals)))) in page
-    assert _doubts(low[0]) and not _doubts(sure[0])  # a grade more likely right than wrong is not explained away
+    assert why_unsure(low[0]) and not why_unsure(sure[0])  # a grade more likely right than wrong is not explained away
+    listed = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["review", str(class_copy / "out"), "--list"])
+    assert listed.exit_code == 0 and why_unsure(low[0])[0] in listed.output, listed.output

@@ -10,6 +10,7 @@ from rich.table import Table
 from grader.cli.options import GradedOutArgument
 from grader.cli.output import fail, out
 from grader.cli.workspace import open_workspace
+from grader.written.confidence import why_unsure
 
 
 def review(
@@ -29,7 +30,7 @@ def review(
     if as_list:
         items = ws.queue(part, below)
         table = Table(title=f"{len(items)} answer(s) waiting for review, least sure first")
-        for col in ("student", "part", "points", "confidence", "flags"):
+        for col in ("student", "part", "points", "confidence", "flags", "why unsure"):
             table.add_column(col, justify="right" if col in {"points", "confidence"} else "left")
         for i in items:
             table.add_row(
@@ -38,6 +39,7 @@ def review(
                 f"{i.part.points:g}/{i.part.max_points:g}",
                 f"{i.part.confidence:.2f}",
                 "; ".join(i.flags),
+                "; ".join(why_unsure(i.part)),
             )
         out.print(table)
         return

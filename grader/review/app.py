@@ -28,12 +28,10 @@ from grader.report import PartResult
 from grader.review.overrides import OverrideError
 from grader.review.workspace import Workspace, students_in
 from grader.written import split_sentences
-from grader.written.confidence import doubts, shipped_model
+from grader.written.confidence import LOW_CONFIDENCE, why_unsure
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 ALLOWED_HOSTS = {"127.0.0.1", "localhost"}
-LOW_CONFIDENCE = 0.5
-"""Below this the grade is more likely wrong than right (a judged written answer): shown as low, with why."""
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'"
 
 
@@ -45,13 +43,6 @@ class RegradeState:
     message: str | None = None
     error: str | None = None
     done: int = 0
-
-
-def _doubts(part: PartResult) -> list[str]:
-    """Why a written grade below 0.5 confidence is unsure, in words (grader.written.confidence.doubts)."""
-    if part.confidence_signals is None or part.confidence >= LOW_CONFIDENCE:
-        return []
-    return doubts(shipped_model(), part.confidence_signals)
 
 
 def marked_answer(part: PartResult) -> Markup:
@@ -174,7 +165,7 @@ def _add_pages(app: FastAPI, site: _Site) -> None:
             pairs=pairs,
             error=error,
             marked=marked_answer,
-            doubts=_doubts,
+            doubts=why_unsure,
         )
 
     @app.get("/collusion", response_class=HTMLResponse)

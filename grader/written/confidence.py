@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from grader.report import PartResult
     from grader.written.scoring import Assessment
 
 SIGNALS = (
@@ -120,6 +121,17 @@ def doubts(model: ConfidenceModel, read: dict[str, float]) -> list[str]:
             if cost <= -DOUBT_FLOOR:
                 costs.append((cost, words))
     return [words for _, words in sorted(costs)]
+
+
+LOW_CONFIDENCE = 0.5
+"""Below this a judged grade is more likely wrong than right: the review app and queue say why."""
+
+
+def why_unsure(part: PartResult) -> list[str]:
+    """Why a written grade below LOW_CONFIDENCE is unsure, in words (none for a surer one or one not judged)."""
+    if part.confidence_signals is None or part.confidence >= LOW_CONFIDENCE:
+        return []
+    return doubts(shipped_model(), part.confidence_signals)
 
 
 @cache
