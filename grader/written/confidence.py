@@ -100,7 +100,7 @@ def signals(assessment: Assessment, fraction: float, hand_made: float) -> dict[s
 
 
 DOUBTS: dict[str, tuple[float, str]] = {
-    "midrange": (0.0, "the grade is half-way up the scale, between a pass and a fail"),
+    "midrange": (0.0, "the grade is neither a clear pass nor a clear fail"),
     "whole_disagrees": (0.0, "the judge's reading of the whole answer disagrees with the grade"),
     "holistic_disagrees": (0.0, "the answer's similarity to the reference answer disagrees with the grade"),
     "certainty": (1.0, "the judge was undecided on the key points"),
