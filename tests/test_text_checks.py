@@ -33,6 +33,17 @@ def test_latex_to_words_nested():
     assert latex_to_words(r"\frac{\partial L}{\partial \hat{y}}") == "(d L) / (d y_hat)"
 
 
+def test_latex_symbols_keep_their_names():
+    """A symbol is part of the claim: "depends on $\\kappa$" must not be read as "depends on"."""
+    assert latex_to_words(r"\sqrt{\kappa}") == "sqrt(kappa)"
+    assert latex_to_words(r"\max_i \alpha_t \leq \varepsilon \to 0") == "max_i alpha_t <= epsilon -> 0"
+    assert latex_to_words(r"\log p(x) \neq \infty, x \in \mathbb{R}") == "log p(x) != infinity, x in R"
+    assert split_sentences(r"The rate goes from $\kappa$ to $\sqrt{\kappa}$. Done.") == [
+        "The rate goes from kappa to sqrt(kappa).",
+        "Done.",
+    ]
+
+
 def test_windows():
     assert sentence_windows(["a.", "b.", "c."]) == ["a. b.", "b. c."]
     assert sentence_windows(["a."]) == []

@@ -33,6 +33,12 @@ _ABBREVIATIONS = (
 )
 _BULLET = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,2}[.)])(?:\s+|$)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$\\]|[a-z][(_^])")
+_GREEK = (
+    "alpha|beta|gamma|delta|epsilon|zeta|eta|theta|iota|kappa|lambda|mu|nu|xi|pi|rho|sigma|tau|upsilon|phi|chi|"
+    "psi|omega|Gamma|Delta|Theta|Lambda|Xi|Pi|Sigma|Phi|Psi|Omega"
+)
+"""Greek letters (and their \\var forms) keep their names: "\\kappa" is the condition number, not markup."""
+_FUNCTIONS = "log|ln|exp|max|min|argmax|argmin|sin|cos|tanh|det|lim|sup|inf|softmax"
 _LATEX_REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\\(?:begin|end)\{[a-z*]+\}"), " "),
     (re.compile(r"\\text(?:rm|bf|it)?\{([^{}]*)\}"), r" \1 "),
@@ -47,11 +53,16 @@ _LATEX_REWRITES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\\prod"), "product "),
     (re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)"), ""),
     (re.compile(r"\\parallel|\\\|"), "||"),
-    (re.compile(r"\\(?:leq|le)\b"), "<="),
-    (re.compile(r"\\(?:geq|ge)\b"), ">="),
+    (re.compile(r"\\(?:leq|le)(?![a-zA-Z])"), "<="),
+    (re.compile(r"\\(?:geq|ge)(?![a-zA-Z])"), ">="),
     (re.compile(r"\\approx"), "~"),
     (re.compile(r"\\infty"), "infinity"),
-    (re.compile(r"\\(alpha|beta|gamma|delta|epsilon|theta|lambda|mu|sigma|eta|phi|psi|omega)\b"), r"\1"),
+    (re.compile(r"\\sqrt\{([^{}]*)\}"), r"sqrt(\1)"),
+    (re.compile(r"\\(?:to|rightarrow|Rightarrow|mapsto)(?![a-zA-Z])"), "->"),
+    (re.compile(r"\\(?:neq|ne)(?![a-zA-Z])"), "!="),
+    (re.compile(r"\\in(?![a-zA-Z])"), " in "),
+    (re.compile(r"\\(?:var)?(" + _GREEK + r")(?![a-zA-Z])"), r"\1"),
+    (re.compile(r"\\(" + _FUNCTIONS + r")(?![a-zA-Z])"), r"\1"),
     (re.compile(r"\\\\|&"), " "),
 ]
 _LATEX_LEFTOVERS: list[tuple[re.Pattern[str], str]] = [
