@@ -38,6 +38,7 @@ def test_latex_symbols_keep_their_names():
     assert latex_to_words(r"\sqrt{\kappa}") == "sqrt(kappa)"
     assert latex_to_words(r"\max_i \alpha_t \leq \varepsilon \to 0") == "max_i alpha_t <= epsilon -> 0"
     assert latex_to_words(r"\log p(x) \neq \infty, x \in \mathbb{R}") == "log p(x) != infinity, x in R"
+    assert latex_to_words(r"h = o \odot \tanh(c), W^\top x, z \sim N") == "h = o * tanh(c), W^T x, z ~ N"
     assert split_sentences(r"The rate goes from $\kappa$ to $\sqrt{\kappa}$. Done.") == [
         "The rate goes from kappa to sqrt(kappa).",
         "Done.",
