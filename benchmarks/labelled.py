@@ -2,7 +2,8 @@
 
 Prints, per category (the file's header lists them: complete answers, partial ones, wrong,
 negated, off-topic, keyword lists, placeholders, other languages ...), how many answers land
-inside the range a careful TA would give, with the raw score and with exemplar calibration. An
+inside the range a careful TA would give, with the raw score and with exemplar calibration; then
+how well the confidence finds the judged answers that land outside it (AUROC of 1 - confidence). An
 entry with ``expect_flag`` (e.g. other_language) is in range only when the part carries that flag.
 
     python benchmarks/labelled.py [--model PATH_OR_NAME] [--verbose] [--json] [--cache DIR]
@@ -20,10 +21,19 @@ from pathlib import Path
 
 import yaml
 
+from grader.evaluation.metrics import auroc
 from grader.rubric import load_rubric_dir
 from grader.written import cached_models
+from grader.written.confidence import HAND_MADE
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE
-from grader.written.scoring import ScoringConfig, assess_answers, build_indexes, final_points
+from grader.written.scoring import (
+    ScoringConfig,
+    assess_answers,
+    build_indexes,
+    confidence_signals,
+    final_confidence,
+    final_points,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,6 +58,7 @@ def main() -> None:
     window = ScoringConfig(**json.loads(args.config)).window
     assessments = assess_answers(indexes, [(item["part"], item["answer"]) for item in items], encoder, judge, window)
     table: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "raw_ok": 0, "calibrated_ok": 0})
+    sure: list[tuple[float, float, bool]] = []  # judged answers: confidence, hand-made confidence, outside the range
     for item, assessment in zip(items, assessments):
         index = indexes[item["part"]]
         points, _ = final_points(index, assessment)
@@ -60,12 +71,24 @@ def main() -> None:
         row["raw_ok"] += flagged and low - 1e-9 <= assessment.raw_score <= high + 1e-9
         ok = flagged and low - 1e-9 <= calibrated <= high + 1e-9
         row["calibrated_ok"] += ok
+        read = confidence_signals(index, assessment, points)
+        if read is not None:
+            sure.append((final_confidence(index, assessment, points), read[HAND_MADE], not ok))
         if args.verbose and not ok:
-            print(f"MISS {item['part']} {item['category']}: {calibrated:.2f} (raw {assessment.raw_score:.2f}) "
-                  f"expected [{low}, {high}] flags={sorted(assessment.flags)}")
+            print(
+                f"MISS {item['part']} {item['category']}: {calibrated:.2f} (raw {assessment.raw_score:.2f}) "
+                f"expected [{low}, {high}] flags={sorted(assessment.flags)}"
+            )
     total = {k: sum(r[k] for r in table.values()) for k in ("n", "raw_ok", "calibrated_ok")}
+    missed = [m for _, _, m in sure]
+    confidence = {
+        "judged": len(sure),
+        "outside_range": sum(missed),
+        "auroc": auroc([1 - c for c, _, _ in sure], missed),
+        "auroc_hand_made": auroc([1 - h for _, h, _ in sure], missed),
+    }
     if args.json:
-        print(json.dumps({"model": encoder.identity, "categories": table, "total": total}))
+        print(json.dumps({"model": encoder.identity, "categories": table, "total": total, "confidence": confidence}))
         return
     print(f"model: {encoder.identity}; judge: {judge.identity if judge else 'none'}; config: {args.config}")
     print("| category | n | in range (raw) | in range (calibrated) |\n|---|---:|---:|---:|")
@@ -73,6 +96,12 @@ def main() -> None:
         r = table[cat]
         print(f"| {cat} | {r['n']} | {r['raw_ok']} | {r['calibrated_ok']} |")
     print(f"| **total** | {total['n']} | {total['raw_ok']} | {total['calibrated_ok']} |")
+    if sure:
+        print(
+            f"confidence AUROC for judged answers outside the TA's range: {confidence['auroc'] or 0:.3f} "
+            f"(hand-made alone {confidence['auroc_hand_made'] or 0:.3f}; "
+            f"{confidence['outside_range']} of {confidence['judged']} outside)"
+        )
 
 
 if __name__ == "__main__":
