@@ -58,7 +58,7 @@ def main() -> None:
     window = ScoringConfig(**json.loads(args.config)).window
     assessments = assess_answers(indexes, [(item["part"], item["answer"]) for item in items], encoder, judge, window)
     table: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "raw_ok": 0, "calibrated_ok": 0})
-    sure: list[tuple[float, float, bool]] = []  # judged answers: confidence, hand-made confidence, outside the range
+    sure: list[tuple[float, float, bool, bool]] = []  # judged: confidence, hand-made, outside the range, by >= 0.25
     for item, assessment in zip(items, assessments):
         index = indexes[item["part"]]
         points, _ = final_points(index, assessment)
@@ -73,19 +73,23 @@ def main() -> None:
         row["calibrated_ok"] += ok
         read = confidence_signals(index, assessment, points)
         if read is not None:
-            sure.append((final_confidence(index, assessment, points), read[HAND_MADE], not ok))
+            far = max(low - calibrated, calibrated - high) >= 0.25 - 1e-9
+            sure.append((final_confidence(index, assessment, points), read[HAND_MADE], not ok, far))
         if args.verbose and not ok:
             print(
                 f"MISS {item['part']} {item['category']}: {calibrated:.2f} (raw {assessment.raw_score:.2f}) "
                 f"expected [{low}, {high}] flags={sorted(assessment.flags)}"
             )
     total = {k: sum(r[k] for r in table.values()) for k in ("n", "raw_ok", "calibrated_ok")}
-    missed = [m for _, _, m in sure]
+    missed, far_off = [s[2] for s in sure], [s[3] for s in sure]
     confidence = {
         "judged": len(sure),
         "outside_range": sum(missed),
-        "auroc": auroc([1 - c for c, _, _ in sure], missed),
-        "auroc_hand_made": auroc([1 - h for _, h, _ in sure], missed),
+        "auroc": auroc([1 - s[0] for s in sure], missed),
+        "auroc_hand_made": auroc([1 - s[1] for s in sure], missed),
+        "far_outside": sum(far_off),
+        "auroc_far": auroc([1 - s[0] for s in sure], far_off),
+        "auroc_far_hand_made": auroc([1 - s[1] for s in sure], far_off),
     }
     if args.json:
         print(json.dumps({"model": encoder.identity, "categories": table, "total": total, "confidence": confidence}))
@@ -100,7 +104,9 @@ def main() -> None:
         print(
             f"confidence AUROC for judged answers outside the TA's range: {confidence['auroc'] or 0:.3f} "
             f"(hand-made alone {confidence['auroc_hand_made'] or 0:.3f}; "
-            f"{confidence['outside_range']} of {confidence['judged']} outside)"
+            f"{confidence['outside_range']} of {confidence['judged']} outside); for the "
+            f"{confidence['far_outside']} outside by 0.25 or more: {confidence['auroc_far'] or 0:.3f} "
+            f"(hand-made {confidence['auroc_far_hand_made'] or 0:.3f})"
         )
 
 
