@@ -30,9 +30,8 @@ from grader.written.scoring import (
     ScoringConfig,
     assess_answers,
     build_indexes,
-    confidence_signals,
-    final_confidence,
     final_points,
+    graded_confidence,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,10 +70,10 @@ def main() -> None:
         row["raw_ok"] += flagged and low - 1e-9 <= assessment.raw_score <= high + 1e-9
         ok = flagged and low - 1e-9 <= calibrated <= high + 1e-9
         row["calibrated_ok"] += ok
-        read = confidence_signals(index, assessment, points)
+        confidence, read = graded_confidence(index, assessment, points)
         if read is not None:
             far = max(low - calibrated, calibrated - high) >= 0.25 - 1e-9
-            sure.append((final_confidence(index, assessment, points), read[HAND_MADE], not ok, far))
+            sure.append((confidence, read[HAND_MADE], not ok, far))
         if args.verbose and not ok:
             print(
                 f"MISS {item['part']} {item['category']}: {calibrated:.2f} (raw {assessment.raw_score:.2f}) "

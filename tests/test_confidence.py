@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from grader.written.confidence import DOUBTS, HAND_MADE, SIGNALS, ConfidenceModel, doubts, shipped_model
-from grader.written.scoring import Assessment, final_confidence
+from grader.written.scoring import Assessment, graded_confidence
 
 FIT_SCRIPT = Path(__file__).resolve().parent.parent / "training" / "fit_confidence.py"
 
@@ -57,18 +57,18 @@ def test_the_reference_answers_the_judge_misreads_are_the_least_sure(written_gra
 def test_a_grade_the_judge_reads_otherwise_or_half_way_up_the_scale_is_less_sure(written_grader):
     index = written_grader.indexes["q3.a"]
     top = index.part.max_points
-    agreed = final_confidence(index, _judged(), top)
-    assert final_confidence(index, _judged(whole_entailment=0.05), top) < agreed  # the whole answer: not stated
-    assert final_confidence(index, _judged(holistic=0.1), top) < agreed  # and far from the reference answer
-    assert final_confidence(index, _judged(raw_score=0.5, whole_entailment=0.5), 0.5 * top) < agreed
+    agreed = graded_confidence(index, _judged(), top)[0]
+    assert graded_confidence(index, _judged(whole_entailment=0.05), top)[0] < agreed  # the whole answer: not stated
+    assert graded_confidence(index, _judged(holistic=0.1), top)[0] < agreed  # and far from the reference answer
+    assert graded_confidence(index, _judged(raw_score=0.5, whole_entailment=0.5), 0.5 * top)[0] < agreed
 
 
 def test_without_the_model_a_judged_grade_keeps_the_hand_made_confidence(written_grader):
     index = written_grader.indexes["q3.a"]
     index = replace(index, config=index.config.model_copy(update={"confidence_model": None, "midrange_doubt": 0.5}))
     top = index.part.max_points
-    assert final_confidence(index, _judged(), top) == 0.9
-    assert final_confidence(index, _judged(), 0.5 * top) == pytest.approx(0.45)
+    assert graded_confidence(index, _judged(), top)[0] == 0.9
+    assert graded_confidence(index, _judged(), 0.5 * top)[0] == pytest.approx(0.45)
 
 
 def _fit_script(monkeypatch):

@@ -26,8 +26,8 @@ from grader.written.scoring import (
     assess,
     assess_answers,
     build_indexes,
-    final_confidence,
     final_points,
+    graded_confidence,
     judged,
 )
 
@@ -165,7 +165,7 @@ def test_a_grade_half_way_up_the_scale_is_the_least_sure(written_grader, doubt):
     index = replace(index, config=index.config.model_copy(update={"midrange_doubt": doubt}))
     top = index.part.max_points
     assessment = Assessment(part_id="q3.a", raw_score=0.5, key_points=[], misconceptions=[], confidence=0.8)
-    at = {f: final_confidence(index, assessment, f * top) for f in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    at = {f: graded_confidence(index, assessment, f * top)[0] for f in (0.0, 0.25, 0.5, 0.75, 1.0)}
     assert at[0.0] == at[1.0] == 0.8
     assert at[0.5] == pytest.approx(0.8 * (1 - doubt), abs=1e-3)
     assert at[0.25] == at[0.75] and (at[0.5] < at[0.25] < at[0.0] if doubt else set(at.values()) == {0.8})

@@ -103,7 +103,7 @@ def predict(beta: np.ndarray, x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(beta[0] + x @ beta[1:])))
 
 
-def pooled(files: list[Rows]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[int]]:
+def pooled(files: list[Rows]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Every file's rows together, each dataset's rows weighing the same in all (the weights sum to n)."""
     per_dataset: dict[str, int] = defaultdict(int)
     for f in files:
@@ -111,13 +111,12 @@ def pooled(files: list[Rows]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
     n = sum(per_dataset.values())
     weight = np.concatenate([np.full(len(f.right), n / len(per_dataset) / per_dataset[f.dataset]) for f in files])
     groups = [f"{f.dataset}:{q}" for f in files for q in f.questions]
-    owner = [i for i, f in enumerate(files) for _ in f.questions]
-    return np.vstack([f.x for f in files]), np.concatenate([f.right for f in files]), weight, groups, owner
+    return np.vstack([f.x for f in files]), np.concatenate([f.right for f in files]), weight, groups
 
 
-def cross_validated(files: list[Rows], l2: float, folds: int) -> np.ndarray:
-    """Out-of-fold P(right) for every pooled row; a question's rows (all files) share a fold."""
-    x, y, weight, groups, _ = pooled(files)
+def cross_validated(files: list[Rows], l2: float, folds: int) -> list[np.ndarray]:
+    """Out-of-fold P(right) for every row, file by file; a question's rows (all files) share a fold."""
+    x, y, weight, groups = pooled(files)
     names = sorted(set(groups))
     fold_of = {g: i % folds for i, g in enumerate(names)}
     fold = np.array([fold_of[g] for g in groups])
@@ -125,7 +124,7 @@ def cross_validated(files: list[Rows], l2: float, folds: int) -> np.ndarray:
     for k in range(folds):
         held = fold == k
         out[held] = predict(fit(x[~held], y[~held], weight[~held], l2), x[held])
-    return out
+    return np.split(out, np.cumsum([len(f.right) for f in files])[:-1])
 
 
 def main() -> None:
@@ -142,11 +141,8 @@ def main() -> None:
     files = [read(p) for p in sorted(args.predictions.glob("*_dev_*.csv"))]
     if not files:
         raise SystemExit(f"{args.predictions}: no *_dev_*.csv files")
-    oof = cross_validated(files, args.l2, args.folds)
-    _, _, _, _, owner = pooled(files)
     table: dict[str, dict[str, float | None]] = {}
-    for i, f in enumerate(files):
-        model = oof[np.array(owner) == i]
+    for f, model in zip(files, cross_validated(files, args.l2, args.folds)):
         wrong = f.right == 0
         table[f.name] = {"hand_made": auroc(1 - f.hand_made, wrong)}
         for blend in BLENDS:
@@ -168,7 +164,7 @@ def main() -> None:
         "worst / mean gain over the hand-made confidence:",
         {b: np.round(worst_and_mean(b), 3).tolist() for b in BLENDS},
     )
-    x, y, weight, _, _ = pooled(files)
+    x, y, weight, _ = pooled(files)
     beta = fit(x, y, weight, args.l2)
     print(f"blend {chosen:g}; intercept {beta[0]:.4f};", dict(zip(SIGNALS, np.round(beta[1:], 4).tolist())))
     if args.out:

@@ -31,6 +31,7 @@ from grader.written import split_sentences
 from grader.written.confidence import LOW_CONFIDENCE, why_unsure
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.globals.update(LOW_CONFIDENCE=LOW_CONFIDENCE, why_unsure=why_unsure)
 ALLOWED_HOSTS = {"127.0.0.1", "localhost"}
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'"
 
@@ -165,7 +166,6 @@ def _add_pages(app: FastAPI, site: _Site) -> None:
             pairs=pairs,
             error=error,
             marked=marked_answer,
-            doubts=why_unsure,
         )
 
     @app.get("/collusion", response_class=HTMLResponse)

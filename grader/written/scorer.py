@@ -28,9 +28,8 @@ from grader.written.scoring import (
     assess_answers,
     background_sentences,
     build_indexes,
-    confidence_signals,
-    final_confidence,
     final_points,
+    graded_confidence,
 )
 
 if TYPE_CHECKING:
@@ -92,6 +91,7 @@ def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
             flags=["no_answer"],
         )
     points, calibrated = final_points(index, assessment)
+    confidence, read = graded_confidence(index, assessment, points)
     return PartResult(
         part_id=index.part_id,
         kind="written",
@@ -100,8 +100,8 @@ def part_result(index: PartIndex, assessment: Assessment) -> PartResult:
         max_points=index.part.max_points,
         raw_score=assessment.raw_score,
         calibrated=calibrated,
-        confidence=final_confidence(index, assessment, points),
-        confidence_signals=confidence_signals(index, assessment, points),
+        confidence=confidence,
+        confidence_signals=read,
         feedback=written_feedback(index.part, assessment),
         key_points=assessment.key_points,
         misconceptions=assessment.misconceptions,

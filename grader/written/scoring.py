@@ -1023,30 +1023,19 @@ def final_points(index: PartIndex, assessment: Assessment) -> tuple[float, bool]
     return round(float(np.clip(fraction, 0, 1)) * max_points, 2), used
 
 
-def confidence_signals(index: PartIndex, assessment: Assessment, points: float) -> dict[str, float] | None:
-    """What the confidence model reads of an answer the judge read (None for one it did not)."""
+def graded_confidence(index: PartIndex, assessment: Assessment, points: float) -> tuple[float, dict[str, float] | None]:
+    """How likely the grade is right, and the signals that says so (None for an answer the judge did not read).
+
+    The confidence model reads a judged answer's signals; otherwise, or with no model, the hand-made
+    confidence stands.
+    """
+    fraction = min(1.0, max(0.0, points / index.part.max_points))
+    hand_made = assessment.confidence * (1.0 - index.config.midrange_doubt * 4.0 * fraction * (1.0 - fraction))
     if not assessment.judged:
-        return None
-    fraction = _fraction(index, points)
-    read = signals(assessment, fraction, _hand_made(index, assessment, fraction))
-    return {k: round(v, 4) for k, v in read.items()}
-
-
-def final_confidence(index: PartIndex, assessment: Assessment, points: float) -> float:
-    """How likely the grade is right: the confidence model for a judged answer, else the hand-made confidence."""
-    model, read = index.config.confidence_model, confidence_signals(index, assessment, points)
-    if model is not None and read is not None:
-        return round(model.confidence(read), 3)
-    return round(_hand_made(index, assessment, _fraction(index, points)), 3)
-
-
-def _hand_made(index: PartIndex, assessment: Assessment, fraction: float) -> float:
-    """The assessment's confidence, lowered for a grade halfway up the scale (ScoringConfig.midrange_doubt)."""
-    return assessment.confidence * (1.0 - index.config.midrange_doubt * 4.0 * fraction * (1.0 - fraction))
-
-
-def _fraction(index: PartIndex, points: float) -> float:
-    return min(1.0, max(0.0, points / index.part.max_points))
+        return round(hand_made, 3), None
+    read = {k: round(v, 4) for k, v in signals(assessment, fraction, hand_made).items()}
+    model = index.config.confidence_model
+    return round(model.confidence(read) if model is not None else hand_made, 3), read
 
 
 def all_answer_texts(answers: Iterable[str], window: int = 2) -> list[str]:
