@@ -4,7 +4,8 @@ Runs the `grader eval` harness (grader.evaluation) on the test splits of SciEnts
 (unseen answers, questions, domains), Beetle (unseen answers, questions) and SAF
 (unseen answers, questions), each without and with 5 exemplars per question, in one
 process (one encoder; every text is embedded once). Prints a Markdown table
-(dataset, split, exemplars, metric, plain-cosine baseline, grader) and the
+(dataset, split, exemplars, metric, plain-cosine baseline, grader, and the grader's lead over the
+baseline with a 95% interval from resampling whole questions) and the
 `grader eval` command that reproduces each row. Thresholds and the baseline's line
 are fitted on each dataset's train split; nothing is tuned on a test split.
 
@@ -76,6 +77,14 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def interval(result: EvalResult, metric: str) -> str:
+    """The lead's interval on its own metric's row (grader.evaluation.intervals)."""
+    lead = result.lead
+    if lead is None or lead.metric != metric or lead.low is None or lead.high is None:
+        return ""
+    return f"[{lead.low:+.3f}, {lead.high:+.3f}] ({lead.questions} q)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", type=Path, help="Directory with scientsbank_2way.csv, beetle_2way.csv, saf_en_v2.csv")
@@ -122,8 +131,9 @@ def main() -> None:
 
     print(f"model: {session.encoder.identity}; judge: {judge.identity if judge else 'none'}; keypoints: {args.keypoints}; seed: {args.seed}; "
           f"scoring overrides: {args.config}\n")
-    print("| dataset | split | exemplars/question | n | metric | plain-cosine baseline | grader | grader without exemplars (same rows) |")
-    print("|---|---|---:|---:|---|---:|---:|---:|")
+    print("| dataset | split | exemplars/question | n | metric | plain-cosine baseline | grader | grader without exemplars (same rows) "
+          "| grader - baseline, 95% interval over questions |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---|")
     for name, _path, r in results:
         for metric in METRICS[r.task]:
             no_ex = r.metrics.get("grader_no_exemplars")
@@ -132,7 +142,7 @@ def main() -> None:
             print(
                 f"| {name} | {r.split} | {r.settings.exemplars} | {r.n} | {metric} | "
                 f"{fmt(getattr(r.metrics['baseline'], metric))} | {fmt(getattr(r.metrics['grader'], metric))} | "
-                f"{fmt(getattr(no_ex, metric)) if no_ex else ''} |"
+                f"{fmt(getattr(no_ex, metric)) if no_ex else ''} | {interval(r, metric)} |"
             )
     print("\nCommands (one `grader eval` per table row group; add --json for the numbers as JSON):\n")
     print("```")

@@ -217,6 +217,10 @@ def test_same_seed_same_result(encoder, two_way: Path):
     assert set(m) == {"baseline", "grader", "grader_no_exemplars"}
     for system in m.values():
         assert 0 <= system["accuracy"] <= 1 and 0 <= system["macro_f1"] <= 1 and system["threshold"] is not None
+    lead = runs[0]["lead"]  # the grader's lead over the baseline, with its interval over questions
+    grader, baseline = m["grader"]["accuracy"], m["baseline"]["accuracy"]
+    assert lead["metric"] == "accuracy" and lead["difference"] == pytest.approx(grader - baseline, abs=1e-4)
+    assert lead["low"] <= lead["difference"] <= lead["high"]
 
 
 def test_points_metrics_and_baseline(encoder):
@@ -228,6 +232,7 @@ def test_points_metrics_and_baseline(encoder):
         assert m.accuracy is None
     # the grader tells the right answers from the wrong ones on this easy set
     assert result.metrics["grader"].spearman > 0.5
+    assert result.lead is not None and result.lead.metric == "pearson" and result.lead.questions == result.n_questions
 
 
 def test_no_split_column_fits_on_the_evaluated_rows(tmp_path: Path, encoder):
@@ -263,6 +268,7 @@ def test_cli_table_and_errors(tmp_path: Path):
     res = runner.invoke(app, ["eval", str(TINY), "--split", "test", "--keypoints", "whole"])
     assert res.exit_code == 0, res.output
     assert "plain-cosine baseline" in res.stdout and "pearson" in res.stdout
+    assert "grader - baseline: pearson" in res.stdout and "questions resampled" in res.stdout
     bad = _rewrite(tmp_path, drop=("question",))
     res = runner.invoke(app, ["eval", str(bad)])
     assert res.exit_code == 2

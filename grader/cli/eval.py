@@ -121,6 +121,8 @@ def print_result(result: EvalResult) -> None:
         out.print(
             "least agreement: " + ", ".join(f"{q.question_id} ({q.exact:.2f}, n={q.n})" for q in worst), highlight=False
         )
+    if result.lead is not None:
+        out.print(f"grader - baseline: {result.lead.describe()}", highlight=False)
     if result.settings.fit_on_evaluated_rows:
         out.print(
             "[bold yellow]thresholds and the baseline were fitted on the evaluated rows themselves: "

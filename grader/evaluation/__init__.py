@@ -90,6 +90,10 @@ own large errors: AUROC of (1 - confidence) for answers off by 25% of the maximu
 the order a review queue shows them in. ``grader eval --predictions FILE`` writes one CSV row
 per evaluated answer (gold, each system's points and decision, confidence, flags).
 
+``lead`` is the grader's lead over the baseline on the headline metric (accuracy, or Pearson
+on points) with a 95% interval from resampling whole questions (``grader.evaluation.intervals``):
+answers to one question rise and fall together, so a split of 15 questions is 15 draws, not 733.
+
 ``--limit N`` evaluates a seeded sample of N rows and fits on at most N train
 rows (for quick looks and sweeps; report numbers without it).
 """
@@ -109,6 +113,7 @@ from grader.evaluation.dataset import (
     rubric_set,
     short_label,
 )
+from grader.evaluation.intervals import Lead, lead, question_interval
 from grader.evaluation.metrics import (
     Metrics,
     QuestionMetrics,
@@ -132,6 +137,7 @@ from grader.evaluation.run import (
     Graded,
     Predictions,
     evaluate,
+    lead_over_baseline,
     metric_rows,
     per_question,
     write_predictions,
@@ -145,6 +151,7 @@ __all__ = [
     "EvalSettings",
     "Graded",
     "KeypointMode",
+    "Lead",
     "Metrics",
     "Predictions",
     "Question",
@@ -159,6 +166,8 @@ __all__ = [
     "fit_line",
     "fit_threshold",
     "key_points_for",
+    "lead",
+    "lead_over_baseline",
     "load_dataset",
     "macro_f1",
     "mae",
@@ -166,6 +175,7 @@ __all__ = [
     "pearson",
     "per_question",
     "quadratic_weighted_kappa",
+    "question_interval",
     "questions_of",
     "resolve_split",
     "rmse",

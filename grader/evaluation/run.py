@@ -28,6 +28,7 @@ from grader.evaluation.dataset import (
     resolve_split,
     rubric_set,
 )
+from grader.evaluation.intervals import Lead, lead
 from grader.evaluation.metrics import (
     Metrics,
     QuestionMetrics,
@@ -85,6 +86,11 @@ class EvalResult(BaseModel):
     )
     per_question: list[QuestionMetrics] = Field(
         default_factory=list, description="The grader's agreement per question."
+    )
+    lead: Lead | None = Field(
+        default=None,
+        description="The grader's lead over the plain-cosine baseline on the headline metric (accuracy, or Pearson "
+        "on points), with a bootstrap interval over questions (grader.evaluation.intervals).",
     )
     settings: EvalSettings
     notes: list[str] = Field(default_factory=list)
@@ -322,6 +328,7 @@ def evaluate(
         n_exemplar_rows=plan.n_exemplar_rows,
         metrics=metrics,
         per_question=per_question(predictions, "grader", _qwk_step(dataset, questions)),
+        lead=lead_over_baseline(predictions, seed),
         settings=EvalSettings(
             keypoints=keypoints,
             exemplars=exemplars,
@@ -481,6 +488,18 @@ def _measure(
             m.confidence_auroc = confidence_auroc(confidence, points, gold, tops)
         metrics[name] = m
     return metrics, predictions
+
+
+def lead_over_baseline(predictions: Predictions, seed: int = 0) -> Lead | None:
+    """The grader's lead over the baseline: accuracy of the decisions (2-way) or Pearson on points."""
+    if not predictions.rows:
+        return None
+    questions = [r.question_id for r in predictions.rows]
+    if "grader" in predictions.decisions:
+        d = predictions.decisions
+        return lead(questions, predictions.gold.astype(int), d["grader"], d["baseline"], "accuracy", seed=seed)
+    s = predictions.systems
+    return lead(questions, predictions.gold, s["grader"], s["baseline"], "pearson", seed=seed)
 
 
 def per_question(predictions: Predictions, system: str, step: float) -> list[QuestionMetrics]:
