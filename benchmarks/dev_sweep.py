@@ -5,7 +5,9 @@ seeded fifth of each dataset's train questions never reached it. This script gra
 questions' answers (the "dev" rows) under each setting of a grid, fitting the 2-way threshold or
 the points line on the other train questions' answers, as `grader eval` fits them on the train
 split. Test splits are never read. Pick a setting here, then confirm it on the test splits with
-benchmarks/agreement.py.
+benchmarks/agreement.py. Every setting after the grid's first also prints its change from the
+first with a 95% interval from resampling whole questions: the dev rows are answers to a few
+dozen questions, and a change inside that interval is not one they can vouch for.
 
 A dev split of questions from the training domains cannot show a domain shift. For that, train a
 judge with `--dev-modules scientsbank:MS,scientsbank:MX,scientsbank:PS` (whole SciEntsBank modules
@@ -29,8 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "training"))
 
-from grader.evaluation import EvalSession, evaluate, load_dataset, write_predictions  # noqa: E402
+from grader.evaluation import EvalSession, change_between, evaluate, load_dataset, write_predictions  # noqa: E402
 from grader.evaluation.dataset import Dataset  # noqa: E402
+from grader.evaluation.run import Predictions  # noqa: E402
 from grader.written import cached_models  # noqa: E402
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE  # noqa: E402
 from grader.written.scoring import ScoringConfig  # noqa: E402
@@ -48,6 +51,16 @@ def dev_dataset(datasets: Path, name: str, held: set[str]) -> Dataset:
         replace(r, split="dev" if f"{name}:{r.question_id}" in held else "train") for r in ds.rows if r.split == train
     ]
     return Dataset(path=ds.path, rows=rows, task=ds.task, splits=["train", "dev"])
+
+
+def versus_first(before: Predictions, after: Predictions) -> str:
+    """The change from the grid's first setting, with a 95% interval over questions (dev rows are few questions)."""
+    if before is after:
+        return ""
+    change = change_between(before, after)
+    if change is None or change.difference is None or change.low is None or change.high is None:
+        return ""
+    return f" change {change.difference:+.3f} [{change.low:+.3f}, {change.high:+.3f}]"
 
 
 def main() -> None:
@@ -81,6 +94,7 @@ def main() -> None:
     data = {name: dev_dataset(args.datasets, name, held) for name in args.only.split(",")}
     encoder, judge = cached_models(args.cache, judge=args.judge)
     grid = json.loads(args.grid)
+    first: dict[str, Predictions] = {}  # the grid's first setting: every other one is compared with it
     for values in itertools.product(*grid.values()):
         setting = dict(zip(grid, values))
         t0 = time.perf_counter()
@@ -104,6 +118,7 @@ def main() -> None:
                     if grader.pearson_fraction is not None
                     else ""
                 )
+                + versus_first(first.setdefault(name, predictions), predictions)
             )
         print(json.dumps(setting), "|", " | ".join(cells), f"[{time.perf_counter() - t0:.0f} s]", flush=True)
 

@@ -27,6 +27,7 @@ from grader.evaluation import (
     rubric_set,
     spearman,
 )
+from grader.written import ScoringConfig
 
 from .conftest import DATA
 
@@ -273,3 +274,21 @@ def test_cli_table_and_errors(tmp_path: Path):
     res = runner.invoke(app, ["eval", str(bad)])
     assert res.exit_code == 2
     assert "missing column(s): question" in res.output
+
+
+def test_change_between_two_runs_of_the_same_rows(encoder, two_way: Path):
+    from grader.evaluation import change_between
+
+    before = evaluate(two_way, split="test", encoder=encoder, return_predictions=True)[1]
+    strict = evaluate(
+        two_way, split="test", encoder=encoder, scoring=ScoringConfig(holistic_weight=0.0), return_predictions=True
+    )[1]
+    same = change_between(before, before)
+    assert same is not None and same.metric == "accuracy" and same.difference == 0 and same.low == same.high == 0
+    moved = change_between(before, strict)
+    old = accuracy(before.decisions["grader"], before.gold.astype(int))
+    new = accuracy(strict.decisions["grader"], strict.gold.astype(int))
+    assert moved is not None and moved.difference == pytest.approx(new - old, abs=1e-4)
+    other = evaluate(two_way, split="train", encoder=encoder, return_predictions=True)[1]
+    with pytest.raises(ValueError, match="different rows"):
+        change_between(before, other)

@@ -490,16 +490,31 @@ def _measure(
     return metrics, predictions
 
 
+def _headline(predictions: Predictions, system: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """What a system's lead is measured on: its 2-way decisions against the labels, else its points."""
+    if system in predictions.decisions:
+        return predictions.decisions[system], predictions.gold.astype(int), "accuracy"
+    return predictions.systems[system], predictions.gold, "pearson"
+
+
 def lead_over_baseline(predictions: Predictions, seed: int = 0) -> Lead | None:
     """The grader's lead over the baseline: accuracy of the decisions (2-way) or Pearson on points."""
     if not predictions.rows:
         return None
-    questions = [r.question_id for r in predictions.rows]
-    if "grader" in predictions.decisions:
-        d = predictions.decisions
-        return lead(questions, predictions.gold.astype(int), d["grader"], d["baseline"], "accuracy", seed=seed)
-    s = predictions.systems
-    return lead(questions, predictions.gold, s["grader"], s["baseline"], "pearson", seed=seed)
+    grader, gold, metric = _headline(predictions, "grader")
+    baseline, _, _ = _headline(predictions, "baseline")
+    return lead([r.question_id for r in predictions.rows], gold, grader, baseline, metric, seed=seed)
+
+
+def change_between(before: Predictions, after: Predictions, seed: int = 0) -> Lead | None:
+    """How far the grader of one run moved from another's on the same rows (a setting against the shipped one)."""
+    if [r.row for r in before.rows] != [r.row for r in after.rows]:
+        raise ValueError("the two runs graded different rows")
+    if not after.rows:
+        return None
+    new, gold, metric = _headline(after, "grader")
+    old, _, _ = _headline(before, "grader")
+    return lead([r.question_id for r in after.rows], gold, new, old, metric, seed=seed)
 
 
 def per_question(predictions: Predictions, system: str, step: float) -> list[QuestionMetrics]:
