@@ -31,9 +31,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "training"))
 
-from grader.evaluation import EvalSession, change_between, evaluate, load_dataset, write_predictions  # noqa: E402
+from grader.evaluation import (  # noqa: E402
+    EvalSession,
+    Predictions,
+    change_between,
+    evaluate,
+    load_dataset,
+    write_predictions,
+)
 from grader.evaluation.dataset import Dataset  # noqa: E402
-from grader.evaluation.run import Predictions  # noqa: E402
 from grader.written import cached_models  # noqa: E402
 from grader.written.judge import DEFAULT_NAME as DEFAULT_JUDGE  # noqa: E402
 from grader.written.scoring import ScoringConfig  # noqa: E402
