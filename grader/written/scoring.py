@@ -137,6 +137,17 @@ class ScoringConfig(BaseModel):
     denial_similarity: float = Field(
         default=0.60, description="Cosine from which a negation mismatch denies a key point."
     )
+    reference_yardstick: bool = Field(
+        default=True,
+        description=(
+            "With a judge: the part's own reference answer, a known full-marks answer, is read as a student's when "
+            "the part is indexed. A key point earns full credit at the entailment the reference reaches for it, where "
+            "that lies between halfway from entail_low and entail_high (below halfway the judge does not read the "
+            "point even there, and the scale stays). Where the word-level negation check finds a key point denied in "
+            "the reference, a unit closer to that reference sentence than to the point, and of its polarity, is not "
+            "denied by it."
+        ),
+    )
     holistic_weight: float = Field(
         default=0.5,
         ge=0,
@@ -218,6 +229,16 @@ class TextGroup:
 
 
 @dataclass
+class ReferenceReading:
+    """What the judge and the word check read in the part's own reference answer (see reference_yardstick)."""
+
+    key_point_entailment: list[float]
+    """Per key point: the highest P(entailment) of any unit of the reference answer."""
+    word_misfires: dict[int, TextGroup]
+    """Key point -> the reference units the word-level negation check reads as denying it: there it misfires."""
+
+
+@dataclass
 class PartIndex:
     """Everything the scorer needs about a written part, with its rubric texts already embedded."""
 
@@ -235,6 +256,8 @@ class PartIndex:
     exemplar_vectors: np.ndarray | None = None
     """Whole-answer vectors of the graded exemplars, with their TA fractions below."""
     exemplar_fractions: np.ndarray | None = None
+    reference_reading: ReferenceReading | None = None
+    """Set with a judge and reference_yardstick; None otherwise."""
 
 
 @dataclass
@@ -407,8 +430,30 @@ def build_indexes(
             config=part_config,
             reference_vector=encoder.encode([part.reference_answer])[0],
         )
+    _read_references(indexes, encoder, judge, config.window)
     _fit_exemplars(indexes, encoder, judge, config.window)
     return indexes
+
+
+def _read_references(indexes: dict[str, PartIndex], encoder: Encoder, judge: Judge | None, window: int) -> None:
+    """Each part's ReferenceReading: its reference answer read as a student's, every part's pairs judged at once."""
+    chosen = [i for i in indexes.values() if i.config.reference_yardstick]
+    if judge is None or not chosen:
+        return
+    encoder.prime(all_answer_texts((i.part.reference_answer for i in chosen), window))
+    readings = [(i, assess(i, i.part.reference_answer, encoder)) for i in chosen]
+    judge.classify([p for i, a in readings for p in judge_pairs(i, a)])
+    for index, assessment in readings:
+        probabilities = np.asarray(judge.classify(judge_pairs(index, assessment)), dtype=float).reshape(-1, 3)
+        entailment = [0.0] * len(index.part.key_points)
+        for item, p in zip(assessment.judge_items, probabilities):
+            if item.target[0] == "kp" and item.unit != PROMPT_UNIT:
+                entailment[item.target[1]] = max(entailment[item.target[1]], float(p[0]))
+        misfires = {}
+        for k, u in assessment.lexical_denials.items():
+            text = assessment.units[u]
+            misfires[k] = TextGroup(texts=[text], vectors=encoder.encode([text]))
+        index.reference_reading = ReferenceReading(key_point_entailment=entailment, word_misfires=misfires)
 
 
 def _fit_exemplars(indexes: dict[str, PartIndex], encoder: Encoder, judge: Judge | None, window: int) -> None:
@@ -494,6 +539,7 @@ class _Reading:
     other_arg: np.ndarray
     own_best: np.ndarray
     answer_vector: np.ndarray
+    unit_vectors: np.ndarray
 
 
 def _read(index: PartIndex, sentences: list[str], encoder: Encoder) -> _Reading:
@@ -514,7 +560,7 @@ def _read(index: PartIndex, sentences: list[str], encoder: Encoder) -> _Reading:
         off_topic = np.zeros(len(units), dtype=bool)
         other_arg = np.zeros(len(units), dtype=int)
     answer_vector = encoder.encode([whole_text(sentences)])[0]
-    return _Reading(units, len(sentences), kp_sims, mis_sims, off_topic, other_arg, own_best, answer_vector)
+    return _Reading(units, len(sentences), kp_sims, mis_sims, off_topic, other_arg, own_best, answer_vector, vectors)
 
 
 def _blocked(reading: _Reading, u: int, restatements: bool = True) -> list[str]:
@@ -618,17 +664,27 @@ def _lexical_denials(index: PartIndex, reading: _Reading) -> dict[int, int]:
     """
     out: dict[int, int] = {}
     pool = [u for u, unit in enumerate(reading.units) if not (len(unit.members) > 1) and not _blocked(reading, u)]
+    misfires = index.reference_reading.word_misfires if index.reference_reading is not None else {}
     for k, (group, sims) in enumerate(zip(index.key_points, reading.kp_sims)):
         best: tuple[float, int] | None = None
         for u in pool:
             w = int(np.argmax(sims[u]))
             sim = float(sims[u, w])
             if sim >= index.config.denial_similarity and lexical.contradicts(reading.units[u].text, group.texts[w]):
+                if k in misfires and _restates_misfire(reading, u, misfires[k], sim):
+                    continue
                 if best is None or sim > best[0]:
                     best = (sim, u)
         if best is not None:
             out[k] = best[1]
     return out
+
+
+def _restates_misfire(reading: _Reading, u: int, misfire: TextGroup, sim: float) -> bool:
+    """The unit is closer to a reference sentence the word check misreads as a denial than to the key point,
+    and agrees with that sentence in polarity: it says what the reference says, so it denies nothing."""
+    closer = float(reading.unit_vectors[u] @ misfire.vectors[0]) >= sim
+    return closer and not lexical.contradicts(reading.units[u].text, misfire.texts[0])
 
 
 def _similar_misconceptions(index: PartIndex, reading: _Reading) -> list[MisconceptionResult]:
@@ -811,8 +867,9 @@ def apply_judge(index: PartIndex, assessment: Assessment, probabilities: np.ndar
             evidence = _swaps_denied(by_target.get(("kp", k), []), assessment)
         else:
             evidence = _beyond_the_question(by_target.get(("kp", k), []), by_target.get(("asked", k), []), assessment)
+        reached = index.reference_reading.key_point_entailment[k] if index.reference_reading is not None else None
         result, certainty = _decide_key_point(
-            cfg, kp.points, old, evidence, assessment, assessment.lexical_denials.get(k)
+            cfg, kp.points, old, evidence, assessment, assessment.lexical_denials.get(k), reached
         )
         key_points.append(result)
         certainties.append(certainty)
@@ -895,14 +952,22 @@ def _decide_key_point(
     evidence: list[tuple[JudgeItem, np.ndarray]],
     assessment: Assessment,
     lexical_denial: int | None = None,
+    reached: float | None = None,
 ) -> tuple[KeyPointResult, float]:
-    """Credit from the unit that most clearly entails the point; nothing if a unit denies it."""
+    """Credit from the unit that most clearly entails the point; nothing if a unit denies it.
+
+    `reached` is the entailment the part's reference answer reaches for the point: a unit that entails it
+    as strongly as the reference does earns full credit, even where that is below entail_high.
+    """
     sim_credit = old.points / points if points else 0.0
     readings = _unit_readings(evidence) or [(-1, 0.0, 0.0)]
     u_entail, entail, _ = max(readings, key=lambda r: (r[1], -r[0]))
     denials = [r for r in readings if r[2] >= cfg.contradiction and r[2] > r[1]]
     contradiction = max(r[2] for r in readings)
-    judge_credit = _ramp(entail, cfg.entail_low, cfg.entail_high)
+    full = cfg.entail_high
+    if reached is not None and (cfg.entail_low + cfg.entail_high) / 2 <= reached < cfg.entail_high:
+        full = reached  # below halfway the judge does not read the point even in the reference: the scale stays
+    judge_credit = _ramp(entail, cfg.entail_low, full)
     credit = max(judge_credit, cfg.similarity_weight * sim_credit)
     flags: list[str] = []
     quote = (
