@@ -35,8 +35,8 @@ from grader.written.scoring import (
 from .conftest import DATA
 
 FLOORS: dict[str, int] = {
-    "bullets_flattened": 7,
-    "concise": 7,
+    "bullets_flattened": 8,
+    "concise": 9,
     "copy_question": 7,
     "good": 20,
     "keyword_list": 12,
@@ -48,7 +48,7 @@ FLOORS: dict[str, int] = {
     "paraphrase": 7,
     "partial": 15,
     "placeholder": 6,
-    "pseudo_code": 3,
+    "pseudo_code": 6,
     "wrong_on_topic": 2,
 }
 """Default grader: answers in the TA's range per category. Measured (benchmarks/labelled.py, docs/benchmarks.md):
@@ -57,10 +57,12 @@ the judge reads as stated and also denied keeps its credit (ScoringConfig.hedge_
 partial answer land in range (20 and 16 measured), and so do two exemplars that state a point before denying it: q3.a's
 wrong one and q2.b's partial one: raw 0.25 -> 0.55 and 0.51 -> 0.70. Their parts' calibration lines move, and two paraphrases and one misconception answer
 leave the range (paraphrase 6, was 8; misconception 4, was 5). With the reference answer setting the judge's scale
-(ScoringConfig.reference_yardstick) 121: q3.a's good answer and one paraphrase land in range (good 21, paraphrase 7)."""
+(ScoringConfig.reference_yardstick) 121: q3.a's good answer and one paraphrase land in range (good 21, paraphrase 7).
+Since pseudo-code and one-line derivations are not keyword lists (lexical.relations) 127: pseudo-code 3 -> 6, concise
+7 -> 9, bullets flattened 7 -> 8."""
 NO_JUDGE_FLOORS: dict[str, int] = {
     "bullets_flattened": 5,
-    "concise": 8,
+    "concise": 9,
     "copy_question": 7,
     "good": 23,
     "keyword_list": 12,
@@ -72,11 +74,12 @@ NO_JUDGE_FLOORS: dict[str, int] = {
     "paraphrase": 6,
     "partial": 12,
     "placeholder": 6,
-    "pseudo_code": 1,
+    "pseudo_code": 4,
     "wrong_on_topic": 1,
 }
-"""--no-judge: similarity only. Measured: 103 of 238 (105 before the off-topic test kept to other topics,
-ScoringConfig.distinct_topic: one long answer and one off-topic answer fewer)."""
+"""--no-judge: similarity only. Measured: 107 of 238 (105 before the off-topic test kept to other topics,
+ScoringConfig.distinct_topic: one long answer and one off-topic answer fewer; 103 before pseudo-code stopped counting
+as a keyword list: pseudo-code 1 -> 4, concise 8 -> 9)."""
 
 
 def _grade_labelled(indexes, encoder, judge) -> list:

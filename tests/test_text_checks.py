@@ -126,6 +126,11 @@ def test_keyword_list_and_claims():
     assert lexical.is_keyword_list("momentum, convexity, condition number, oscillation, velocity, Nesterov.")
     assert not lexical.is_keyword_list("RNN: gradient clipping")
     assert not lexical.is_keyword_list("Momentum accumulates velocity and damps the oscillation.")
+    # pseudo-code or a derivation on one line states its claims as relations, with hardly a function word
+    derivation = "log p(x) = ELBO + KL ; KL >= 0 => log p(x) >= ELBO ; ELBO computable, log p(x) intractable"
+    assert lexical.relations(derivation) == 4 and not lexical.is_keyword_list(derivation)
+    assert lexical.is_keyword_list("ELBO, KL divergence, posterior, variational inference, lower bound, reparametrisation")
+    assert lexical.relations("a -> b, x <= y, z != 0, i == j, p ≈ q") == 5
     assert lexical.is_fragment("Condition number.")
     assert not lexical.is_fragment("It converges.")
 

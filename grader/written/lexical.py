@@ -298,15 +298,25 @@ def _prose_words(text: str) -> list[str]:
     return [w for w in words(re.sub(r"\S*[_^\\=]\S*", " ", text)) if len(w) > 1 and w.isalpha()]
 
 
+_RELATION = re.compile(r"->|=>|<=|>=|:=|!=|==|(?<![<>=!:])=(?![=>])|[<>\u2264\u2265\u2248\u2192\u21d2]")
+"""A relation between terms: an assignment, an implication, a comparison ("w = w - eta*g", "KL >= 0", "a -> 0")."""
+
+
+def relations(unit: str) -> int:
+    """How many relations (assignments, implications, comparisons) a unit writes out."""
+    return len(_RELATION.findall(unit))
+
+
 @lru_cache(maxsize=1 << 16)
 def is_keyword_list(unit: str) -> bool:
     """A run of terms with no claim: several comma-separated items and almost no grammar.
 
     A terse mapping such as "RNN: gradient clipping" is a claim (it answers "one remedy each"),
-    so a colon-led item is never a list by itself.
+    so a colon-led item is never a list by itself; nor is pseudo-code or a derivation on one line,
+    whose claims are its relations ("grad_W = 2*(y_hat - y) * x ; KL >= 0 => log p(x) >= ELBO").
     """
     toks = _prose_words(unit)
-    if len(toks) < 3:
+    if len(toks) < 3 or relations(unit) >= 2:
         return False
     items = [i for i in re.split(r"[,;]|\band\b|\bor\b", unit) if i.strip()]
     grammar = sum(1 for w in toks if w in FUNCTION_WORDS or w in NEGATION_CUES) / len(toks)
