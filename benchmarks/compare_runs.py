@@ -41,15 +41,15 @@ def compare(before: Path, after: Path, resamples: int, seed: int) -> str:
     questions = [a[k]["question_id"] for k in rows]
     two_way = "grader_decision" in a[rows[0]] and "grader_decision" in b[rows[0]]
     column = "grader_decision" if two_way else "grader_points"
-    first = np.array([float(b[k][column]) for k in rows])
-    second = np.array([float(a[k][column]) for k in rows])
+    old = np.array([float(a[k][column]) for k in rows])
+    new = np.array([float(b[k][column]) for k in rows])
     metric = "accuracy" if two_way else "pearson"
     if two_way:
-        gold, first, second = gold.astype(int), first.astype(int), second.astype(int)
-        values = accuracy(second, gold), accuracy(first, gold)
+        gold, old, new = gold.astype(int), old.astype(int), new.astype(int)
+        values = accuracy(old, gold), accuracy(new, gold)
     else:
-        values = pearson(second, gold), pearson(first, gold)
-    change = lead(questions, gold, first, second, metric, resamples=resamples, seed=seed)
+        values = pearson(old, gold), pearson(new, gold)
+    change = lead(questions, gold, new, old, metric, resamples=resamples, seed=seed)
     left_out = len(a) + len(b) - 2 * len(rows)
     span = "" if change.low is None or change.high is None else f"[{change.low:+.3f}, {change.high:+.3f}]"
     shown = " | ".join("-" if v is None else f"{v:.3f}" for v in values)

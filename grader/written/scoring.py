@@ -440,11 +440,13 @@ def _read_references(indexes: dict[str, PartIndex], encoder: Encoder, judge: Jud
     chosen = [i for i in indexes.values() if i.config.reference_yardstick]
     if judge is None or not chosen:
         return
-    encoder.prime(all_answer_texts((i.part.reference_answer for i in chosen), window))
-    readings = [(i, assess(i, i.part.reference_answer, encoder)) for i in chosen]
-    judge.classify([p for i, a in readings for p in judge_pairs(i, a)])
-    for index, assessment in readings:
-        probabilities = np.asarray(judge.classify(judge_pairs(index, assessment)), dtype=float).reshape(-1, 3)
+    # unjudged readings: the yardstick needs the judge's probabilities, not its decisions
+    unjudged = assess_answers(indexes, [(i.part_id, i.part.reference_answer) for i in chosen], encoder, None, window)
+    pairs = [judge_pairs(i, a) for i, a in zip(chosen, unjudged)]
+    everything = np.asarray(judge.classify([p for ps in pairs for p in ps]), dtype=float).reshape(-1, 3)
+    starts = np.cumsum([0] + [len(ps) for ps in pairs])
+    for index, assessment, start in zip(chosen, unjudged, starts):
+        probabilities = everything[start : start + len(assessment.judge_items)]
         entailment = [0.0] * len(index.part.key_points)
         for item, p in zip(assessment.judge_items, probabilities):
             if item.target[0] == "kp" and item.unit != PROMPT_UNIT:
