@@ -201,6 +201,21 @@ def test_a_key_point_earns_full_credit_at_the_entailment_the_reference_answer_re
         assert kp.points == pytest.approx(credit * kp.max_points, abs=1e-3), kp
 
 
+def test_a_reference_answer_the_scorer_cannot_read_leaves_the_scale_as_it_is(encoder):
+    """A reference answer held for a TA (here in German) gives the judge nothing to read: the part still
+    indexes, and its key point keeps the shipped scale (full credit at entail_high)."""
+    from grader.evaluation.dataset import rubric_set
+
+    german = "Die Glühbirne leuchtet, weil der Stromkreis geschlossen ist und Strom durch sie fließt."
+    rubrics = rubric_set([_one_point_rubric("bulb", "Why does the bulb light?", german)])
+    index = build_indexes(rubrics, encoder, ScoringConfig(), SteadyJudge(0.4))["bulb.a"]
+    assert index.reference_reading is not None
+    assert index.reference_reading.key_point_entailment == [0.0] and index.reference_reading.word_misfires == {}
+    answer = "The bulb lights because the circuit is closed, so current flows through it."
+    (point,) = judged(index, assess(index, answer, encoder), SteadyJudge(0.4)).key_points
+    assert point.points == pytest.approx(2 / 3, abs=1e-3)
+
+
 def test_a_sentence_of_the_reference_answer_the_word_check_misreads_denies_nothing(written_grader):
     """q3.a's reference says "it does not make plain gradient descent fast" (convexity does not): the word check
     reads that as denying "momentum makes gradient descent converge faster". A student who says the same is not
